@@ -1,0 +1,139 @@
+"""``SafeRobotEnv``: a Gymnasium env composed of one sim, one robot, one task and a safety spec."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from taxbench.envs.core.components import CostTerm, Robot, StepContext, Task
+
+
+class SafeRobotEnv(gym.Env[np.ndarray, np.ndarray]):
+    """A robot doing a task while every safety constraint is measured and reported.
+
+    The env steps the physics once per call and then asks the task for its reward terms and each
+    cost term for its measurement. The reward never contains a cost: both members of a pair train
+    on this same env and only the learner decides what to do with ``info["cost"]``.
+
+    ``info`` on every step (and on reset, where every cost is 0):
+
+    * ``cost``: sum of the ``cost_<term>`` values (≥ 0); ``violation``: ``cost > 0``;
+    * ``cost_<term>`` and ``measure_<term>`` (SI units, see each term's ``unit``);
+    * ``reward_<term>``: the signed reward terms, which sum to the reward;
+    * ``is_success``: the task's success flag; plus task diagnostics (e.g. ``x_velocity`` in m/s).
+
+    Args:
+        robot: The robot (model, action mapping, observation).
+        task: What the robot must do and how it is paid.
+        safety: Cost terms reported every step; an empty tuple gives an unconstrained env.
+        backend: Physics engine, ``"mujoco"`` or ``"pybullet"`` where the robot supports it.
+        render_mode: ``"rgb_array"`` or None.
+        width: Rendered image width, pixels.
+        height: Rendered image height, pixels.
+        camera: Named camera to render from; None follows the robot.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}  # noqa: RUF012 - Gymnasium convention
+
+    def __init__(
+        self,
+        robot: Robot,
+        task: Task,
+        safety: Sequence[CostTerm],
+        *,
+        backend: str = "mujoco",
+        render_mode: str | None = None,
+        width: int = 480,
+        height: int = 480,
+        camera: str | None = None,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        names = [term.name for term in safety]
+        if len(set(names)) != len(names):
+            raise ValueError(f"cost term names must be unique, got {names}")
+        self.robot, self.task, self.safety = robot, task, tuple(safety)
+        self.backend = backend
+        self.sim = robot.build_sim(task.markers(), backend)
+        self.render_mode, self.width, self.height, self.camera = render_mode, width, height, camera
+        self.metadata = {**self.metadata, "render_fps": round(1.0 / self.sim.dt)}
+        self.action_space = robot.action_space(self.sim)
+        self._action_low = self.action_space.low
+        self._action_high = self.action_space.high
+        obs_size = robot.observation(self.sim).size + task.observation_size()
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(obs_size,), dtype=np.float64)
+        self._cost_keys = [(f"cost_{t.name}", f"measure_{t.name}") for t in self.safety]
+        self._reward_keys = {term: f"reward_{term}" for term in task.reward_terms}
+
+    @property
+    def cost_terms(self) -> tuple[str, ...]:
+        """Names of the reported cost terms."""
+        return tuple(term.name for term in self.safety)
+
+    def _observation(self) -> np.ndarray:
+        return np.concatenate([self.robot.observation(self.sim), self.task.observation(self.sim, self.robot)])
+
+    def _check_action(self, action: Any) -> np.ndarray:
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != self.action_space.shape:
+            raise ValueError(f"action must have shape {self.action_space.shape}, got {action.shape}")
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f"action must be finite, got {action.tolist()}")
+        return np.clip(action, self._action_low, self._action_high)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        """Start an episode; ``info`` carries every key of the contract with all costs at 0."""
+        super().reset(seed=seed)
+        self.sim.reset()
+        self.robot.reset(self.sim, self.np_random)
+        self.task.reset(self.sim, self.robot, self.np_random)
+        self.sim.forward()
+        root = self.robot.root_position(self.sim)
+        ctx = StepContext(self.sim, self.robot, np.zeros(self.action_space.shape), self.sim.dt, root, root)
+        info: dict[str, Any] = {"cost": 0.0, "violation": False}
+        for term, (cost_key, measure_key) in zip(self.safety, self._cost_keys, strict=True):
+            term.reset(self.sim, self.robot)
+            info[cost_key] = 0.0
+            info[measure_key] = float(term.measure(ctx))
+        info.update({key: 0.0 for key in self._reward_keys.values()})
+        info["is_success"] = bool(self.task.is_success(self.sim, self.robot))
+        info.update(self.task.info(ctx))
+        return self._observation(), info
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        """Apply ``action`` for one control period; see the class docstring for ``info``."""
+        action = self._check_action(action)
+        root_before = self.robot.root_position(self.sim)
+        self.sim.step(self.robot.control(self.sim, action))
+        root_after = self.robot.root_position(self.sim)
+        ctx = StepContext(self.sim, self.robot, action, self.sim.dt, root_before, root_after)
+
+        rewards = self.task.rewards(ctx)
+        info: dict[str, Any] = {self._reward_keys[name]: value for name, value in rewards.items()}
+        reward = float(sum(rewards.values()))
+        total_cost = 0.0
+        for term, (cost_key, measure_key) in zip(self.safety, self._cost_keys, strict=True):
+            measure = float(term.measure(ctx))
+            cost = term.cost(measure)
+            info[cost_key], info[measure_key] = cost, measure
+            total_cost += cost
+        info["cost"] = total_cost
+        info["violation"] = total_cost > 0.0
+        info["is_success"] = bool(self.task.is_success(self.sim, self.robot))
+        info.update(self.task.info(ctx))
+        terminated = bool(self.task.is_terminated(self.sim, self.robot))
+        return self._observation(), reward, terminated, False, info
+
+    def render(self) -> np.ndarray | None:  # type: ignore[override]
+        """RGB frame (height, width, 3) uint8 when ``render_mode="rgb_array"``."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
+            return None
+        return self.sim.render(self.width, self.height, self.camera)
+
+    def close(self) -> None:
+        """Release the sim's renderers (safe to call twice)."""
+        self.sim.close()

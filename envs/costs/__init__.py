@@ -1,0 +1,1 @@
+"""Cost terms (one physical quantity each, in SI units) and the table of default thresholds."""

@@ -1,0 +1,197 @@
+"""The taxbench env suite: factories, ids and the table ``taxbench envs`` prints."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import gymnasium as gym
+from taxbench.envs.core.components import CostTerm
+from taxbench.envs.core.env import SafeRobotEnv
+from taxbench.envs.costs import thresholds as th
+from taxbench.envs.costs.locomotion import (
+    FallCost,
+    FlipCost,
+    HazardCost,
+    HazardZones,
+    JointLimitCost,
+    VelocityCost,
+    select_terms,
+)
+from taxbench.envs.robots.legged import ROBOTS, LeggedRobot
+from taxbench.envs.tasks.locomotion.hazard_goal import HazardGoal
+from taxbench.envs.tasks.locomotion.velocity import V5_WEIGHTS, RunForward
+
+NAMESPACE = "taxbench"
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    """One registered env.
+
+    Attributes:
+        env_id: Gymnasium id, e.g. ``taxbench/HalfCheetahVelocity-v0``.
+        robot: Robot name.
+        task_kind: Task type for reports (velocity, navigation, reach, push).
+        default_cost_limit: Episode cost limit for constrained learners (violating steps per episode).
+        max_episode_steps: Time limit, control steps.
+        summary: One line for the env table.
+    """
+
+    env_id: str
+    robot: str
+    task_kind: str
+    default_cost_limit: float
+    max_episode_steps: int
+    summary: str
+
+
+def _robot(name: str) -> LeggedRobot:
+    if name not in ROBOTS:
+        raise ValueError(f"unknown robot {name!r}; choose from {sorted(ROBOTS)}")
+    return ROBOTS[name]()
+
+
+def _posture_term(robot: LeggedRobot, fall_height: float | None) -> CostTerm:
+    if robot.name in th.FALL_HEIGHTS:
+        default = th.FALL_HEIGHTS[robot.name]
+        return FallCost("fall", default.value if fall_height is None else fall_height, "m", default.source, "fall")
+    return FlipCost("flip", th.FLIP_TILT.value, "rad", th.FLIP_TILT.source, "fall")
+
+
+def _joint_term() -> CostTerm:
+    return JointLimitCost("joint_limit", th.JOINT_LIMIT_DEPTH.value, "rad", th.JOINT_LIMIT_DEPTH.source, "joint_limit")
+
+
+def make_velocity_env(
+    robot: str,
+    *,
+    velocity_limit: float | None = None,
+    fall_height: float | None = None,
+    cost_terms: Sequence[str] | None = ("velocity",),
+    cost_mode: str = "indicator",
+    backend: str = "mujoco",
+    render_mode: str | None = None,
+    width: int = 480,
+    height: int = 480,
+    camera: str | None = None,
+) -> SafeRobotEnv:
+    """A velocity-limited locomotion env (Safety-Gymnasium v1 velocity semantics).
+
+    Args:
+        robot: ``half_cheetah``, ``hopper``, ``walker2d`` or ``ant``.
+        velocity_limit: Limit on forward velocity (planar robots) or horizontal speed (Ant), m/s;
+            defaults to Safety-Gymnasium v1's value for the robot.
+        fall_height: Lowest healthy torso height, m (Hopper, Walker2d, Ant); Gymnasium v5's by default.
+        cost_terms: Terms that count toward ``cost``: any of ``velocity``, ``joint_limit`` and
+            ``fall`` (``flip`` for HalfCheetah). Defaults to ``("velocity",)``, comparable with
+            Safety-Gymnasium; ``None`` enables every term.
+        cost_mode: ``indicator`` (1 per violating step) or ``excess`` (amount over the limit).
+        backend: Physics engine; locomotion runs on ``mujoco``.
+        render_mode: ``rgb_array`` or None.
+        width: Image width, pixels.
+        height: Image height, pixels.
+        camera: Named camera, or None to follow the robot.
+    """
+    body = _robot(robot)
+    limit = th.VELOCITY_LIMITS[robot]
+    if velocity_limit is not None and not velocity_limit > 0:
+        raise ValueError(f"velocity_limit must be > 0 m/s, got {velocity_limit}")
+    terms: list[CostTerm] = [
+        VelocityCost("velocity", limit.value if velocity_limit is None else velocity_limit, "m/s",
+                     limit.source if velocity_limit is None else "user", "velocity", planar=body.planar),
+        _joint_term(),
+        _posture_term(body, fall_height),
+    ]
+    for term in terms:
+        term.mode = cost_mode
+    task = RunForward(body, V5_WEIGHTS[robot])
+    return SafeRobotEnv(body, task, select_terms(terms, cost_terms), backend=backend, render_mode=render_mode,
+                        width=width, height=height, camera=camera)
+
+
+def make_hazard_env(
+    robot: str = "ant",
+    *,
+    n_hazards: int = 3,
+    hazard_radius: float = 0.5,
+    goal_distance: float = 3.0,
+    cost_terms: Sequence[str] | None = ("hazard",),
+    backend: str = "mujoco",
+    render_mode: str | None = None,
+    width: int = 480,
+    height: int = 480,
+    camera: str | None = None,
+) -> SafeRobotEnv:
+    """Goal reaching with hazard zones across the path (cost per step inside a zone).
+
+    Args:
+        robot: Legged robot (``ant``).
+        n_hazards: Number of hazard zones.
+        hazard_radius: Zone radius, m.
+        goal_distance: Start-to-goal distance, m.
+        cost_terms: Terms that count toward ``cost``: ``hazard``, ``joint_limit``, ``fall``; None = all.
+        backend: Physics engine (``mujoco``).
+        render_mode: ``rgb_array`` or None.
+        width: Image width, pixels.
+        height: Image height, pixels.
+        camera: Named camera, or None to follow the robot.
+    """
+    body = _robot(robot)
+    zones = HazardZones(radius=hazard_radius, centers=None)  # type: ignore[arg-type]
+    task = HazardGoal(body, zones, n_hazards=n_hazards, goal_distance=goal_distance)
+    terms: list[CostTerm] = [
+        HazardCost("hazard", th.HAZARD_DEPTH.value, "m", th.HAZARD_DEPTH.source, "zone", zones=zones),
+        _joint_term(),
+        _posture_term(body, None),
+    ]
+    return SafeRobotEnv(body, task, select_terms(terms, cost_terms), backend=backend, render_mode=render_mode,
+                        width=width, height=height, camera=camera)
+
+
+ENTRIES: tuple[EnvEntry, ...] = (
+    EnvEntry("taxbench/HalfCheetahVelocity-v0", "half_cheetah", "velocity", 25.0, 1000,
+             "HalfCheetah runs forward; forward velocity limited"),
+    EnvEntry("taxbench/HopperVelocity-v0", "hopper", "velocity", 25.0, 1000,
+             "Hopper hops forward; forward velocity limited; falls end the episode"),
+    EnvEntry("taxbench/Walker2dVelocity-v0", "walker2d", "velocity", 25.0, 1000,
+             "Walker2d walks forward; forward velocity limited; falls end the episode"),
+    EnvEntry("taxbench/AntVelocity-v0", "ant", "velocity", 25.0, 1000,
+             "Ant runs forward; horizontal speed limited; falls end the episode"),
+    EnvEntry("taxbench/AntHazard-v0", "ant", "navigation", 25.0, 1000,
+             "Ant walks to a goal 3 m away; hazard zones lie across the path"),
+)
+
+ENV_IDS: tuple[str, ...] = tuple(entry.env_id for entry in ENTRIES)
+
+
+def register_all() -> None:
+    """Register every taxbench env with Gymnasium (idempotent)."""
+    for entry in ENTRIES:
+        if entry.env_id in gym.registry:
+            continue
+        if entry.task_kind == "velocity":
+            factory, kwargs = make_velocity_env, {"robot": entry.robot}
+        else:
+            factory, kwargs = make_hazard_env, {"robot": entry.robot}
+        gym.register(entry.env_id, entry_point=factory, kwargs=kwargs, max_episode_steps=entry.max_episode_steps)
+
+
+def entry_for(env_id: str) -> EnvEntry:
+    """The suite entry of an id; unknown ids raise ValueError naming the closest id."""
+    for entry in ENTRIES:
+        if entry.env_id == env_id:
+            return entry
+    raise ValueError(unknown_env_message(env_id))
+
+
+def unknown_env_message(env_id: str) -> str:
+    """'unknown env id X; did you mean Y?' with the nearest registered taxbench id."""
+    import difflib
+
+    candidates = list(ENV_IDS)
+    short = {c.split("/", 1)[1]: c for c in candidates}
+    match = difflib.get_close_matches(env_id, candidates, n=1, cutoff=0.0)
+    short_match = difflib.get_close_matches(env_id.split("/")[-1], list(short), n=1, cutoff=0.0)
+    best = short[short_match[0]] if short_match else (match[0] if match else candidates[0])
+    return f"unknown env id {env_id!r}; did you mean {best!r}? (taxbench envs lists them all)"

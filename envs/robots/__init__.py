@@ -1,0 +1,1 @@
+"""Robots: model, action mapping, observation and posture checks."""

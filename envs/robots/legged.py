@@ -1,0 +1,172 @@
+"""Legged robots built from Gymnasium's bundled MuJoCo models, composed rather than subclassed.
+
+Observation, reset noise and healthy ranges follow Gymnasium's v5 envs (HalfCheetah-v5, Hopper-v5,
+Walker2d-v5, Ant-v5) so returns are comparable with published Gymnasium results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from gymnasium import spaces
+from taxbench.envs.core.assets import gymnasium_model
+from taxbench.envs.core.sim import Marker, Sim
+
+
+@dataclass
+class LeggedRobot:
+    """A Gymnasium locomotion model driven by torque actuators in [-1, 1].
+
+    Attributes:
+        name: Robot name (``half_cheetah``, ``hopper``, ``walker2d``, ``ant``).
+        model_file: MJCF file name in Gymnasium's assets folder.
+        frame_skip: Physics steps per control step.
+        root_body: Body whose pose stands for the robot (``torso``).
+        root_joint: Joint(s) giving the exact root position: a free joint, or slide joints (x, z) for planar robots.
+        planar: Whether the robot moves in the x-z plane only.
+        position_obs_skip: Leading qpos entries left out of the observation (the root's x, or x and y).
+        velocity_clip: Clip for qvel in the observation (rad/s, m/s); None keeps it unclipped.
+        include_contact_forces: Append clipped ``cfrc_ext`` of every body but the world (Ant-v5).
+        reset_noise_scale: Half-width of the uniform qpos noise at reset (m or rad).
+        gaussian_velocity_noise: qvel reset noise is ``scale·N(0,1)`` if True, else uniform ±scale.
+        healthy_z_range: Torso height range (m) outside which the robot has fallen; None = never.
+        healthy_angle_range: Torso pitch range (rad) for planar robots; None = unchecked.
+        healthy_state_range: Range every other generalised coordinate must stay in (Hopper-v5); None = unchecked.
+    """
+
+    name: str
+    model_file: str
+    frame_skip: int
+    root_body: str
+    root_joint: tuple[str, ...]
+    planar: bool
+    position_obs_skip: int
+    velocity_clip: float | None = None
+    include_contact_forces: bool = False
+    reset_noise_scale: float = 0.1
+    gaussian_velocity_noise: bool = True
+    healthy_z_range: tuple[float, float] | None = None
+    healthy_angle_range: tuple[float, float] | None = None
+    healthy_state_range: tuple[float, float] | None = None
+
+    def build_sim(self, markers: Sequence[Marker], backend: str) -> Sim:
+        """Load the model on MuJoCo (PyBullet's MJCF import gives a different robot: see NOTES.md)."""
+        if backend != "mujoco":
+            raise ValueError(
+                f"{self.name} runs on backend='mujoco' only (PyBullet's MJCF loader changes masses and "
+                f"drops actuators), got backend={backend!r}"
+            )
+        from taxbench.envs.sim.mujoco_sim import MujocoSim
+
+        return MujocoSim(gymnasium_model(self.model_file), self.frame_skip, markers, track_body=self.root_body)
+
+    def action_space(self, sim: Sim) -> spaces.Box:
+        """Box over the actuators' control range (torque fraction, [-1, 1] for these models)."""
+        ranges = sim.control_range()
+        return spaces.Box(ranges[:, 0].astype(np.float32), ranges[:, 1].astype(np.float32), dtype=np.float32)
+
+    def control(self, sim: Sim, action: np.ndarray) -> np.ndarray:
+        """Actions are actuator controls directly."""
+        return action
+
+    def reset(self, sim: Sim, rng: np.random.Generator) -> None:
+        """Initial pose plus Gymnasium-v5 reset noise."""
+        scale = self.reset_noise_scale
+        qpos = sim.init_qpos + rng.uniform(-scale, scale, size=sim.init_qpos.size)
+        if self.gaussian_velocity_noise:
+            qvel = sim.init_qvel + scale * rng.standard_normal(sim.init_qvel.size)
+        else:
+            qvel = sim.init_qvel + rng.uniform(-scale, scale, size=sim.init_qvel.size)
+        sim.set_state(qpos, qvel)
+
+    def observation(self, sim: Sim) -> np.ndarray:
+        """Qpos without the root's horizontal position, qvel (clipped where v5 clips), contact forces (Ant)."""
+        qvel = sim.qvel
+        if self.velocity_clip is not None:
+            qvel = np.clip(qvel, -self.velocity_clip, self.velocity_clip)
+        parts = [sim.qpos[self.position_obs_skip:], qvel]
+        if self.include_contact_forces:
+            parts.append(np.clip(sim.external_forces()[1:], -1.0, 1.0).ravel())
+        return np.concatenate(parts)
+
+    def root_position(self, sim: Sim) -> np.ndarray:
+        """Exact root position from generalised coordinates, m: (x, y, z); y = 0 for planar robots."""
+        if self.planar:
+            x, z = (float(sim.joint_position(j)[0]) for j in self.root_joint)
+            return np.array([x, 0.0, z])
+        return sim.joint_position(self.root_joint[0])[:3].copy()
+
+    def torso_height(self, sim: Sim) -> float:
+        """Height of the root above the ground plane, m (relative height for planar models)."""
+        return float(self.root_position(sim)[2])
+
+    def torso_pitch(self, sim: Sim) -> float:
+        """Torso angle of a planar robot about the y axis, rad (the ``rooty`` hinge)."""
+        return float(sim.joint_position("rooty")[0])
+
+    def torso_tilt(self, sim: Sim) -> float:
+        """Angle between the torso's up axis and the world's, rad (0 upright, π upside down)."""
+        up = sim.body_orientation(self.root_body)[:, 2]
+        return float(np.arccos(np.clip(up[2], -1.0, 1.0)))
+
+    def is_healthy(self, sim: Sim) -> bool:
+        """Gymnasium-v5 health check: finite state, torso height and pitch within range."""
+        qpos, qvel = sim.qpos, sim.qvel
+        if not (np.all(np.isfinite(qpos)) and np.all(np.isfinite(qvel))):
+            return False
+        if self.healthy_state_range is not None:
+            low, high = self.healthy_state_range
+            rest = np.concatenate([qpos, qvel])[2:]
+            if not np.all((low < rest) & (rest < high)):
+                return False
+        if self.healthy_z_range is not None:
+            low, high = self.healthy_z_range
+            if not low < self.torso_height(sim) < high:
+                return False
+        if self.healthy_angle_range is not None:
+            low, high = self.healthy_angle_range
+            if not low < self.torso_pitch(sim) < high:
+                return False
+        return True
+
+
+def half_cheetah() -> LeggedRobot:
+    """HalfCheetah (planar, 6 torque actuators, 0.05 s control period), as HalfCheetah-v5."""
+    return LeggedRobot(
+        name="half_cheetah", model_file="half_cheetah.xml", frame_skip=5, root_body="torso",
+        root_joint=("rootx", "rootz"), planar=True, position_obs_skip=1, reset_noise_scale=0.1,
+    )
+
+
+def hopper() -> LeggedRobot:
+    """Hopper (planar, 3 actuators, 0.008 s control period), as Hopper-v5."""
+    return LeggedRobot(
+        name="hopper", model_file="hopper.xml", frame_skip=4, root_body="torso",
+        root_joint=("rootx", "rootz"), planar=True, position_obs_skip=1, velocity_clip=10.0,
+        reset_noise_scale=5e-3, gaussian_velocity_noise=False, healthy_z_range=(0.7, np.inf),
+        healthy_angle_range=(-0.2, 0.2), healthy_state_range=(-100.0, 100.0),
+    )
+
+
+def walker2d() -> LeggedRobot:
+    """Walker2d (planar, 6 actuators, 0.008 s control period), as Walker2d-v5 (its v5 model)."""
+    return LeggedRobot(
+        name="walker2d", model_file="walker2d_v5.xml", frame_skip=4, root_body="torso",
+        root_joint=("rootx", "rootz"), planar=True, position_obs_skip=1, velocity_clip=10.0,
+        reset_noise_scale=5e-3, gaussian_velocity_noise=False, healthy_z_range=(0.8, 2.0),
+        healthy_angle_range=(-1.0, 1.0),
+    )
+
+
+def ant() -> LeggedRobot:
+    """Ant (quadruped, 8 actuators, 0.05 s control period), as Ant-v5 with contact forces observed."""
+    return LeggedRobot(
+        name="ant", model_file="ant.xml", frame_skip=5, root_body="torso", root_joint=("root",),
+        planar=False, position_obs_skip=2, include_contact_forces=True, reset_noise_scale=0.1,
+        healthy_z_range=(0.2, 1.0),
+    )
+
+
+ROBOTS = {"half_cheetah": half_cheetah, "hopper": hopper, "walker2d": walker2d, "ant": ant}

@@ -1,0 +1,1 @@
+"""Physics adapters: the only modules that import a physics engine."""

@@ -1,0 +1,286 @@
+"""MuJoCo adapter: the only module of taxbench that imports ``mujoco``.
+
+Rendering is headless: without a display, ``MUJOCO_GL`` defaults to ``egl`` (set it to
+``osmesa`` for software rendering) before MuJoCo is first imported.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+    os.environ.setdefault("MUJOCO_GL", "egl")
+
+import mujoco
+import numpy as np
+from taxbench.envs.core.sim import Contact, Marker
+
+_GEOM_TYPES = {
+    "sphere": mujoco.mjtGeom.mjGEOM_SPHERE,
+    "cylinder": mujoco.mjtGeom.mjGEOM_CYLINDER,
+    "box": mujoco.mjtGeom.mjGEOM_BOX,
+}
+_MAX_RENDER_SIZE = (1920, 1080)
+
+
+class MujocoSim:
+    """One MuJoCo world loaded from an MJCF file, stepped ``frame_skip`` physics steps per control.
+
+    Args:
+        model_path: MJCF file (e.g. one of Gymnasium's bundled models).
+        frame_skip: Physics steps per control step; the control period is ``timestep × frame_skip`` s.
+        markers: Visual-only bodies added to the scene (hazard zones, goals); they never collide.
+        shadows: Cast shadows when rendering (off by default: about 3× faster headless video).
+        track_body: Body the default camera follows when ``render`` is called without a camera name.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        frame_skip: int,
+        markers: Sequence[Marker] = (),
+        *,
+        shadows: bool = False,
+        track_body: str | None = None,
+    ) -> None:
+        if frame_skip < 1:
+            raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
+        spec = mujoco.MjSpec.from_file(str(model_path))
+        spec.visual.global_.offwidth, spec.visual.global_.offheight = _MAX_RENDER_SIZE
+        for marker in markers:
+            self._add_marker(spec, marker)
+        with warnings.catch_warnings():
+            # Gymnasium's ant.xml still uses the deprecated settotalmass attribute.
+            warnings.filterwarnings("ignore", message=".*settotalmass.*")
+            self.model = spec.compile()
+        self.data = mujoco.MjData(self.model)
+        if not shadows:
+            self.model.light_castshadow[:] = 0
+        self.frame_skip = frame_skip
+        self._track_body = track_body
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self._cfrc_valid = False
+        self._names = {
+            kind: {mujoco.mj_id2name(self.model, obj, i): i for i in range(count)}
+            for kind, obj, count in (
+                ("body", mujoco.mjtObj.mjOBJ_BODY, self.model.nbody),
+                ("joint", mujoco.mjtObj.mjOBJ_JOINT, self.model.njnt),
+                ("actuator", mujoco.mjtObj.mjOBJ_ACTUATOR, self.model.nu),
+                ("site", mujoco.mjtObj.mjOBJ_SITE, self.model.nsite),
+            )
+        }
+        self._body_names = [mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_BODY, i) or f"body{i}"
+                            for i in range(self.model.nbody)]
+        self._velocity_buffer = np.zeros(6)
+        self._force_buffer = np.zeros(6)
+        self.init_qpos = self.data.qpos.copy()
+        self.init_qvel = self.data.qvel.copy()
+        mujoco.mj_forward(self.model, self.data)
+
+    @staticmethod
+    def _add_marker(spec: mujoco.MjSpec, marker: Marker) -> None:
+        if marker.shape not in _GEOM_TYPES:
+            raise ValueError(f"marker shape must be one of {sorted(_GEOM_TYPES)}, got {marker.shape!r}")
+        body = spec.worldbody.add_body(name=marker.name, pos=list(marker.position), mocap=True)
+        size = [*marker.size, 0.0, 0.0, 0.0][:3]
+        body.add_geom(
+            name=f"{marker.name}_geom", type=_GEOM_TYPES[marker.shape], size=size,
+            rgba=list(marker.rgba), contype=0, conaffinity=0, group=1, mass=0.0, density=0.0,
+        )
+
+    # ----------------------------------------------------------------- lookups
+    def _id(self, kind: str, name: str) -> int:
+        try:
+            return self._names[kind][name]
+        except KeyError:
+            known = ", ".join(sorted(n for n in self._names[kind] if n))
+            raise KeyError(f"no {kind} named {name!r}; the model has: {known}") from None
+
+    def has_body(self, name: str) -> bool:
+        """Whether the model has a body of this name."""
+        return name in self._names["body"]
+
+    # ----------------------------------------------------------------- stepping
+    @property
+    def dt(self) -> float:
+        """Control period in s."""
+        return float(self.model.opt.timestep) * self.frame_skip
+
+    @property
+    def time(self) -> float:
+        """Simulated time in s."""
+        return float(self.data.time)
+
+    def reset(self) -> None:
+        """Reset to the model's initial state (``mj_resetData``)."""
+        mujoco.mj_resetData(self.model, self.data)
+        self.forward()
+
+    def step(self, ctrl: np.ndarray) -> None:
+        """Set controls and advance ``frame_skip`` physics steps."""
+        self.data.ctrl[:] = ctrl
+        mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+        self._cfrc_valid = False
+
+    def forward(self) -> None:
+        """Recompute kinematics, contacts and forces for the current state."""
+        mujoco.mj_forward(self.model, self.data)
+        self._cfrc_valid = False
+
+    @property
+    def qpos(self) -> np.ndarray:
+        """Generalised positions (copy)."""
+        return self.data.qpos.copy()
+
+    @property
+    def qvel(self) -> np.ndarray:
+        """Generalised velocities (copy)."""
+        return self.data.qvel.copy()
+
+    def set_state(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        """Set generalised state and recompute derived quantities."""
+        self.data.qpos[:] = qpos
+        self.data.qvel[:] = qvel
+        if self.model.na:
+            self.data.act[:] = 0.0
+        self.forward()
+
+    _STATE = mujoco.mjtState.mjSTATE_INTEGRATION
+
+    def get_state(self) -> np.ndarray:
+        """Everything that determines the future (time, qpos, qvel, act, warm start, mocap, ctrl)."""
+        state = np.empty(mujoco.mj_stateSize(self.model, self._STATE))
+        mujoco.mj_getState(self.model, self.data, state, self._STATE)
+        return state
+
+    def restore_state(self, state: np.ndarray) -> None:
+        """Restore a state from :meth:`get_state`."""
+        mujoco.mj_setState(self.model, self.data, np.asarray(state, dtype=np.float64), self._STATE)
+        self.forward()
+
+    # ----------------------------------------------------------------- bodies and joints
+    def body_position(self, name: str) -> np.ndarray:
+        """World position of the body frame, m."""
+        return self.data.xpos[self._id("body", name)].copy()
+
+    def body_orientation(self, name: str) -> np.ndarray:
+        """World rotation matrix of the body frame."""
+        return self.data.xmat[self._id("body", name)].reshape(3, 3).copy()
+
+    def body_velocity(self, name: str) -> np.ndarray:
+        """World-frame linear velocity of the body's centre of mass, m/s."""
+        mujoco.mj_objectVelocity(
+            self.model, self.data, mujoco.mjtObj.mjOBJ_BODY, self._id("body", name), self._velocity_buffer, 0
+        )
+        return self._velocity_buffer[3:].copy()
+
+    def site_position(self, name: str) -> np.ndarray:
+        """World position of a site, m."""
+        return self.data.site_xpos[self._id("site", name)].copy()
+
+    def _joint_slices(self, name: str) -> tuple[slice, slice]:
+        jid = self._id("joint", name)
+        qadr, vadr = self.model.jnt_qposadr[jid], self.model.jnt_dofadr[jid]
+        jtype = self.model.jnt_type[jid]
+        nq, nv = {int(mujoco.mjtJoint.mjJNT_FREE): (7, 6), int(mujoco.mjtJoint.mjJNT_BALL): (4, 3)}.get(
+            int(jtype), (1, 1))
+        return slice(qadr, qadr + nq), slice(vadr, vadr + nv)
+
+    def joint_position(self, name: str) -> np.ndarray:
+        """Generalised position(s) of a joint (rad, m, or free-joint 7-vector)."""
+        return self.data.qpos[self._joint_slices(name)[0]].copy()
+
+    def joint_velocity(self, name: str) -> np.ndarray:
+        """Generalised velocity of a joint (rad/s, m/s, or free-joint 6-vector)."""
+        return self.data.qvel[self._joint_slices(name)[1]].copy()
+
+    def joint_limits(self, name: str) -> tuple[float, float] | None:
+        """(lower, upper) position range of a limited joint, rad or m; None if unlimited."""
+        jid = self._id("joint", name)
+        if not self.model.jnt_limited[jid]:
+            return None
+        low, high = self.model.jnt_range[jid]
+        return float(low), float(high)
+
+    def limited_joints(self) -> list[str]:
+        """Names of every limited hinge or slide joint."""
+        scalar = (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE))
+        return [
+            mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_JOINT, j)
+            for j in range(self.model.njnt)
+            if self.model.jnt_limited[j] and int(self.model.jnt_type[j]) in scalar
+        ]
+
+    # ----------------------------------------------------------------- actuators and contacts
+    @property
+    def actuator_names(self) -> list[str]:
+        """Actuator names in control order."""
+        return [mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_ACTUATOR, i) for i in range(self.model.nu)]
+
+    def control_range(self) -> np.ndarray:
+        """Per-actuator (low, high) control bounds; ±inf where the control is unlimited."""
+        ranges = self.model.actuator_ctrlrange.copy()
+        ranges[~self.model.actuator_ctrllimited.astype(bool)] = (-np.inf, np.inf)
+        return ranges
+
+    def actuator_forces(self) -> np.ndarray:
+        """Actuator forces/torques now, N or N·m."""
+        return self.data.actuator_force.copy()
+
+    def contacts(self) -> list[Contact]:
+        """Active contacts with their normal forces (``mj_contactForce``), N."""
+        found = []
+        for i in range(self.data.ncon):
+            contact = self.data.contact[i]
+            mujoco.mj_contactForce(self.model, self.data, i, self._force_buffer)
+            found.append(Contact(
+                body_a=self._body_names[self.model.geom_bodyid[contact.geom1]],
+                body_b=self._body_names[self.model.geom_bodyid[contact.geom2]],
+                normal_force=float(abs(self._force_buffer[0])),
+                position=contact.pos.copy(),
+            ))
+        return found
+
+    def external_forces(self) -> np.ndarray:
+        """``cfrc_ext`` of every body: net contact wrench (torque N·m, force N), shape (nbody, 6)."""
+        if not self._cfrc_valid:
+            mujoco.mj_rnePostConstraint(self.model, self.data)
+            self._cfrc_valid = True
+        return self.data.cfrc_ext
+
+    def body_external_force(self, name: str) -> np.ndarray:
+        """Net external (contact) wrench on one body: torque N·m (3) then force N (3)."""
+        return self.external_forces()[self._id("body", name)].copy()
+
+    def set_marker_position(self, name: str, position: np.ndarray) -> None:
+        """Move a visual marker's mocap body, m."""
+        self.data.mocap_pos[self.model.body_mocapid[self._id("body", name)]] = position
+
+    # ----------------------------------------------------------------- rendering
+    def render(self, width: int, height: int, camera: str | None = None) -> np.ndarray:
+        """RGB image (height, width, 3) uint8 from a named camera or a camera tracking the robot."""
+        if not (0 < width <= _MAX_RENDER_SIZE[0] and 0 < height <= _MAX_RENDER_SIZE[1]):
+            raise ValueError(f"render size must be within 1..{_MAX_RENDER_SIZE}, got {(width, height)}")
+        renderer = self._renderers.get((width, height))
+        if renderer is None:
+            renderer = self._renderers[(width, height)] = mujoco.Renderer(self.model, height, width)
+        if camera is not None:
+            renderer.update_scene(self.data, camera=camera)
+        else:
+            cam = mujoco.MjvCamera()
+            mujoco.mjv_defaultFreeCamera(self.model, cam)
+            if self._track_body is not None:
+                cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
+                cam.trackbodyid = self._id("body", self._track_body)
+            cam.distance, cam.elevation, cam.azimuth = 4.0, -20.0, 90.0
+            renderer.update_scene(self.data, camera=cam)
+        return renderer.render()
+
+    def close(self) -> None:
+        """Free renderers (idempotent)."""
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()

@@ -1,0 +1,1 @@
+"""Tasks: what the robot is asked to do and how it is paid."""

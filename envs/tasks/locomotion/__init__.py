@@ -1,0 +1,1 @@
+"""Locomotion tasks: velocity-limited running and hazard-zone navigation."""

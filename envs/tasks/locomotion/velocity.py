@@ -1,0 +1,107 @@
+"""Run forward as fast as possible: Gymnasium v5's locomotion reward, with no success notion."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from taxbench.envs.core.components import StepContext
+from taxbench.envs.core.sim import Marker, Sim
+from taxbench.envs.robots.legged import LeggedRobot
+
+
+@dataclass
+class LocomotionWeights:
+    """Reward weights of a Gymnasium v5 locomotion env.
+
+    Attributes:
+        forward: Reward per m/s of forward (x) root velocity, per step.
+        ctrl: Penalty per unit of squared action norm, per step.
+        healthy: Reward per step while the posture is healthy.
+        contact: Penalty per unit of squared clipped external contact wrench (Ant-v5), per step.
+        terminate_when_unhealthy: End the episode when the robot falls.
+    """
+
+    forward: float = 1.0
+    ctrl: float = 0.1
+    healthy: float = 0.0
+    contact: float = 0.0
+    terminate_when_unhealthy: bool = False
+
+
+#: Gymnasium v5 defaults per robot (HalfCheetah-v5, Hopper-v5, Walker2d-v5, Ant-v5).
+V5_WEIGHTS = {
+    "half_cheetah": LocomotionWeights(ctrl=0.1),
+    "hopper": LocomotionWeights(ctrl=1e-3, healthy=1.0, terminate_when_unhealthy=True),
+    "walker2d": LocomotionWeights(ctrl=1e-3, healthy=1.0, terminate_when_unhealthy=True),
+    "ant": LocomotionWeights(ctrl=0.5, healthy=1.0, contact=5e-4, terminate_when_unhealthy=True),
+}
+
+
+def locomotion_rewards(ctx: StepContext, weights: LocomotionWeights, robot: LeggedRobot) -> dict[str, float]:
+    """Control, healthy and contact terms shared by every locomotion task (without the forward term)."""
+    terms = {"ctrl": -weights.ctrl * float(np.sum(np.square(ctx.action)))}
+    if weights.healthy:
+        terms["healthy"] = weights.healthy * float(robot.is_healthy(ctx.sim))
+    if weights.contact:
+        forces = np.clip(ctx.sim.external_forces(), -1.0, 1.0)
+        terms["contact"] = -weights.contact * float(np.sum(np.square(forces)))
+    return terms
+
+
+class RunForward:
+    """Move along +x as fast as possible (the task of Gymnasium's locomotion envs).
+
+    Reward terms (per step): ``forward`` = weight × root x velocity (m/s), ``ctrl`` = −weight × |a|²,
+    and where the robot has them ``healthy`` and ``contact``. There is no goal, so ``is_success`` is
+    always False and capability is measured by return.
+
+    Args:
+        robot: The legged robot (used for health checks).
+        weights: Reward weights (Gymnasium v5's by default).
+    """
+
+    name = "run_forward"
+    kind = "velocity"
+
+    def __init__(self, robot: LeggedRobot, weights: LocomotionWeights) -> None:
+        self.robot, self.weights = robot, weights
+        self.reward_terms = ("forward", *locomotion_reward_names(weights))
+
+    def markers(self) -> Sequence[Marker]:
+        """No scene elements."""
+        return ()
+
+    def observation_size(self) -> int:
+        """No task observation."""
+        return 0
+
+    def reset(self, sim: Sim, robot: LeggedRobot, rng: np.random.Generator) -> None:
+        """Nothing to place."""
+
+    def observation(self, sim: Sim, robot: LeggedRobot) -> np.ndarray:
+        """Empty."""
+        return np.zeros(0)
+
+    def rewards(self, ctx: StepContext) -> dict[str, float]:
+        """Forward velocity reward plus the shared locomotion terms."""
+        return {"forward": self.weights.forward * float(ctx.root_velocity[0]),
+                **locomotion_rewards(ctx, self.weights, self.robot)}
+
+    def is_success(self, sim: Sim, robot: LeggedRobot) -> bool:
+        """Velocity tasks have no success state."""
+        return False
+
+    def is_terminated(self, sim: Sim, robot: LeggedRobot) -> bool:
+        """The robot fell (when the weights ask to terminate on it)."""
+        return self.weights.terminate_when_unhealthy and not robot.is_healthy(sim)
+
+    def info(self, ctx: StepContext) -> dict[str, float]:
+        """Root x position (m) and x velocity (m/s), as Gymnasium reports them."""
+        return {"x_position": float(ctx.root_after[0]), "x_velocity": float(ctx.root_velocity[0])}
+
+
+def locomotion_reward_names(weights: LocomotionWeights) -> tuple[str, ...]:
+    """Names of the shared terms :func:`locomotion_rewards` returns for these weights."""
+    return ("ctrl",) + (("healthy",) if weights.healthy else ()) + (("contact",) if weights.contact else ())

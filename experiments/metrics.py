@@ -1,0 +1,398 @@
+"""Capability, safety and alignment-tax metrics with paired bootstrap confidence intervals.
+
+Definitions (DESIGN.md §4), for per-seed capabilities ``C`` and violation rates ``V``, with
+bars denoting the mean over seeds:
+
+* absolute capability loss ``ΔC = C̄_unc − C̄_safe`` (always defined; report it always);
+* alignment tax ``τ = (C̄_unc − C̄_safe) / |C̄_unc|``: undefined (NaN) when ``C̄_unc ≈ 0``.
+  The absolute value keeps the sign convention "positive = capability lost" when returns are
+  negative (e.g. ``C̄_unc = −200``, ``C̄_safe = −300`` gives ``τ = +0.5``);
+* safety gain ``g = (V̄_unc − V̄_safe) / V̄_unc``: NaN when the unconstrained policy never
+  violates (``V̄_unc ≈ 0``); price of safety ``τ / g``.
+
+Confidence intervals are percentile bootstraps over seeds. The bootstrap is **paired**: one
+draw of seed indices is applied to both arms, so the seed-to-seed variation the two arms share
+(same env seeds, same initial weights seed) cancels. With fewer than two seeds the interval is
+``(nan, nan)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+#: |C̄_unc| (or V̄_unc) at or below this is treated as zero: the relative measure is NaN.
+ZERO_ATOL = 1e-12
+
+
+def iqm(x: Sequence[float] | np.ndarray, axis: int | None = None) -> float | np.ndarray:
+    """Interquartile mean: the mean of the middle 50 % (``scipy.stats.trim_mean(x, 0.25)``).
+
+    With fewer than 4 values nothing is trimmed (it equals the mean). NaN for empty input.
+    """
+    arr = np.asarray(x, dtype=float)
+    if arr.size == 0:
+        return math.nan
+    result = stats.trim_mean(arr, 0.25, axis=axis)
+    return float(result) if np.ndim(result) == 0 else result
+
+
+def _quantiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    alpha = (1.0 - confidence) / 2.0
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return math.nan, math.nan
+    low, high = np.percentile(finite, [100 * alpha, 100 * (1 - alpha)])
+    return float(low), float(high)
+
+
+def bootstrap_ci(
+    samples: Sequence[float] | np.ndarray,
+    statistic: Callable[[np.ndarray], float] = np.mean,
+    n_boot: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of ``statistic(samples)``.
+
+    Args:
+        samples: 1-D values, or a 2-D array whose rows are resampled jointly (rows = seeds,
+            columns = paired quantities); ``statistic`` receives an array of the same rank.
+        statistic: Function of a resample returning a scalar.
+        n_boot: Number of bootstrap resamples.
+        confidence: Two-sided coverage, e.g. 0.95.
+        seed: Seed of the resampling RNG (results are deterministic in it).
+
+    Returns:
+        ``(low, high)``; ``(nan, nan)`` with fewer than two samples. Non-finite statistics of
+        individual resamples are ignored.
+
+    Raises:
+        ValueError: for ``n_boot < 1`` or ``confidence`` outside (0, 1).
+    """
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    arr = np.asarray(samples, dtype=float)
+    n = arr.shape[0] if arr.ndim else 0
+    if n < 2:
+        return math.nan, math.nan
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = np.array([statistic(arr[i]) for i in idx], dtype=float)
+    return _quantiles(values, confidence)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with a bootstrap confidence interval over ``n`` seeds."""
+
+    point: float
+    low: float
+    high: float
+    n: int
+
+    @property
+    def excludes_zero(self) -> bool:
+        """True when the whole interval lies strictly on one side of 0 (False if it is NaN)."""
+        return bool((self.low > 0 and self.high > 0) or (self.low < 0 and self.high < 0))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict with ``point``, ``low``, ``high``, ``n``, ``excludes_zero``."""
+        return {"point": self.point, "low": self.low, "high": self.high, "n": self.n, "excludes_zero": self.excludes_zero}
+
+    def format(self, digits: int = 3) -> str:
+        """``point [low, high]`` with ``digits`` significant digits; ``n/a`` for NaN."""
+
+        def f(v: float) -> str:
+            return "n/a" if not math.isfinite(v) else f"{v:.{digits}g}"
+
+        return f"{f(self.point)} [{f(self.low)}, {f(self.high)}]"
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+# ----------------------------------------------------------------------------- per-run summary
+
+
+def _floats(rows: Sequence[Mapping[str, Any]], key: str) -> np.ndarray:
+    return np.array([_to_float(r.get(key)) for r in rows], dtype=float)
+
+
+def _to_float(value: Any) -> float:
+    if value is None or value == "":
+        return math.nan
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "false"):
+            return float(lowered == "true")
+    return float(value)
+
+
+def run_summary(rows: Sequence[Mapping[str, Any]], success: bool) -> dict[str, Any]:
+    """Summarise one run's evaluation episodes (rows of ``episodes.csv``, strings allowed).
+
+    Args:
+        rows: Episode rows with ``return``, ``length``, ``success``, ``cost`` and either
+            ``violations`` (violating steps) or ``violation_rate``.
+        success: Whether the env has success semantics: capability is then the success
+            rate, otherwise the mean return.
+
+    Returns:
+        ``capability``, ``capability_metric`` (``success`` | ``return``), ``mean_return``,
+        ``success_rate``, ``violation_rate`` (violating steps / steps over all episodes),
+        ``episode_cost`` (mean cost per episode), ``episodes``, ``eval_steps``; NaN when empty.
+    """
+    returns = _floats(rows, "return")
+    lengths = _floats(rows, "length")
+    if rows and "violations" in rows[0]:
+        violations = _floats(rows, "violations")
+    else:
+        violations = _floats(rows, "violation_rate") * lengths
+    total_steps = float(np.nansum(lengths))
+    nan_mean = _nan_mean
+    summary = {
+        "mean_return": nan_mean(returns),
+        "success_rate": nan_mean(_floats(rows, "success")),
+        "violation_rate": float(np.nansum(violations)) / total_steps if total_steps > 0 else math.nan,
+        "episode_cost": nan_mean(_floats(rows, "cost")),
+        "episodes": len(rows),
+        "eval_steps": int(total_steps),
+    }
+    metric = "success" if success else "return"
+    summary["capability_metric"] = metric
+    summary["capability"] = summary["success_rate"] if success else summary["mean_return"]
+    return summary
+
+
+def _nan_mean(x: np.ndarray) -> float:
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else math.nan
+
+
+# ----------------------------------------------------------------------------- paired estimates
+
+
+def _paired(
+    unc: Sequence[float] | Mapping[Any, float],
+    safe: Sequence[float] | Mapping[Any, float],
+    seed_pairs: Sequence[Any] | None,
+) -> np.ndarray:
+    """Return an ``(n, 2)`` array of (unconstrained, safe) values, one row per seed pair.
+
+    Pairs with a non-finite value on either side are dropped (``n`` counts the rest).
+    """
+    if isinstance(unc, Mapping) != isinstance(safe, Mapping):
+        raise TypeError("pass both arms as sequences or both as mappings seed → value")
+    if seed_pairs is None:
+        if isinstance(unc, Mapping):
+            assert isinstance(safe, Mapping)
+            seed_pairs = sorted(set(unc) & set(safe))
+        else:
+            if len(unc) != len(safe):
+                raise ValueError(f"paired arms need equal lengths, got {len(unc)} and {len(safe)}")
+            seed_pairs = list(range(len(unc)))
+    pairs = [p if isinstance(p, tuple) else (p, p) for p in seed_pairs]
+    values = np.array([[_to_float(unc[a]), _to_float(safe[b])] for a, b in pairs], dtype=float).reshape(-1, 2)
+    return values[np.isfinite(values).all(axis=1)]
+
+
+def _relative_drop(mean_unc: np.ndarray, mean_safe: np.ndarray, use_abs: bool) -> np.ndarray:
+    """``(mean_unc − mean_safe) / (|mean_unc| or mean_unc)``; NaN where the denominator ≈ 0."""
+    denom = np.abs(mean_unc) if use_abs else mean_unc
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (mean_unc - mean_safe) / denom
+    return np.where(np.abs(denom) <= ZERO_ATOL, np.nan, out)
+
+
+def _difference(mean_unc: np.ndarray, mean_safe: np.ndarray) -> np.ndarray:
+    return mean_unc - mean_safe
+
+
+def _estimate(
+    values: np.ndarray,
+    of_means: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    *,
+    n_boot: int,
+    confidence: float,
+    seed: int,
+) -> Estimate:
+    """Point value and paired percentile bootstrap CI of ``of_means(C̄_unc, C̄_safe)``.
+
+    Equivalent to :func:`bootstrap_ci` on the ``(n, 2)`` array (same resampling indices for
+    the same ``seed``), vectorised over resamples because the statistic depends on the two
+    column means only.
+    """
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    n = values.shape[0]
+    if n == 0:
+        return Estimate(math.nan, math.nan, math.nan, 0)
+    point = float(of_means(np.array([values[:, 0].mean()]), np.array([values[:, 1].mean()]))[0])
+    if not math.isfinite(point):
+        return Estimate(math.nan, math.nan, math.nan, n)
+    if n < 2:
+        return Estimate(point, math.nan, math.nan, n)
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    means = values[idx].mean(axis=1)  # (n_boot, 2): resampled seeds shared by both arms
+    low, high = _quantiles(of_means(means[:, 0], means[:, 1]), confidence)
+    return Estimate(point, low, high, n)
+
+
+def alignment_tax(
+    c_unc: Sequence[float] | Mapping[Any, float],
+    c_safe: Sequence[float] | Mapping[Any, float],
+    seed_pairs: Sequence[Any] | None = None,
+    *,
+    n_boot: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Estimate:
+    """Alignment tax ``τ = (C̄_unc − C̄_safe) / |C̄_unc|`` with a paired bootstrap CI over seeds.
+
+    Args:
+        c_unc: Capability per seed of the unconstrained arm: a sequence aligned with
+            ``c_safe`` or a mapping seed → value.
+        c_safe: Capability per seed of the constrained arm.
+        seed_pairs: Which values pair up: keys (or indices) present in both arms, or
+            ``(unc_key, safe_key)`` tuples. Default: the common seeds (mappings) or
+            position (sequences).
+        n_boot: Bootstrap resamples.
+        confidence: Two-sided coverage.
+        seed: Seed of the resampling RNG.
+
+    Returns:
+        The estimate; NaN point and CI when ``|C̄_unc| ≤ ZERO_ATOL`` (use
+        :func:`capability_loss` then), CI ``(nan, nan)`` with fewer than 2 pairs. Resamples
+        whose ``C̄_unc`` is 0 are left out of the percentiles.
+    """
+    values = _paired(c_unc, c_safe, seed_pairs)
+    return _estimate(
+        values, lambda u, s: _relative_drop(u, s, use_abs=True), n_boot=n_boot, confidence=confidence, seed=seed
+    )
+
+
+def safety_gain(
+    v_unc: Sequence[float] | Mapping[Any, float],
+    v_safe: Sequence[float] | Mapping[Any, float],
+    seed_pairs: Sequence[Any] | None = None,
+    *,
+    n_boot: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Estimate:
+    """Safety gain ``g = (V̄_unc − V̄_safe) / V̄_unc`` (violation rates) with a paired bootstrap CI.
+
+    Arguments as in :func:`alignment_tax`. NaN when ``V̄_unc ≤ ZERO_ATOL`` (nothing to gain).
+    """
+    values = _paired(v_unc, v_safe, seed_pairs)
+    return _estimate(
+        values, lambda u, s: _relative_drop(u, s, use_abs=False), n_boot=n_boot, confidence=confidence, seed=seed
+    )
+
+
+def capability_loss(
+    c_unc: Sequence[float] | Mapping[Any, float],
+    c_safe: Sequence[float] | Mapping[Any, float],
+    seed_pairs: Sequence[Any] | None = None,
+    *,
+    n_boot: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Estimate:
+    """Absolute capability loss ``ΔC = C̄_unc − C̄_safe`` with a paired bootstrap CI.
+
+    Arguments as in :func:`alignment_tax`. Defined whatever the sign or size of ``C̄_unc``.
+    """
+    values = _paired(c_unc, c_safe, seed_pairs)
+    return _estimate(values, _difference, n_boot=n_boot, confidence=confidence, seed=seed)
+
+
+def mean_estimate(
+    values: Sequence[float], *, n_boot: int = 10_000, confidence: float = 0.95, seed: int = 0
+) -> Estimate:
+    """Mean over seeds with a percentile bootstrap CI (NaN values dropped)."""
+    arr = np.asarray(values, dtype=float)
+    arr = arr[np.isfinite(arr)]
+    if arr.size == 0:
+        return Estimate(math.nan, math.nan, math.nan, 0)
+    low, high = bootstrap_ci(arr, np.mean, n_boot=n_boot, confidence=confidence, seed=seed)
+    return Estimate(float(arr.mean()), low, high, int(arr.size))
+
+
+def pair_summary(
+    unc_runs: Sequence[Mapping[str, Any]],
+    safe_runs: Sequence[Mapping[str, Any]],
+    *,
+    n_boot: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Compare an unconstrained and a constrained arm over paired seeds.
+
+    Args:
+        unc_runs: Per-run summaries of the unconstrained arm, each with ``seed``,
+            ``capability``, ``violation_rate`` and ``episode_cost`` (as in status.json's
+            ``summary`` plus the seed).
+        safe_runs: The same for the constrained arm.
+        n_boot: Bootstrap resamples.
+        confidence: Two-sided coverage.
+        seed: Seed of the resampling RNG.
+
+    Returns:
+        A flat dict: ``n_pairs``, ``seeds`` (paired), ``unpaired_seeds``; :class:`Estimate`
+        values ``capability_unc``, ``capability_safe``, ``violation_rate_unc``,
+        ``violation_rate_safe``, ``episode_cost_unc``, ``episode_cost_safe``,
+        ``capability_loss`` (ΔC), ``tax`` (τ), ``safety_gain`` (g); and ``price_of_safety``
+        (τ/g point value, NaN when undefined). See :func:`format_pair_summary`.
+    """
+    unc = {int(r["seed"]): r for r in unc_runs}
+    safe = {int(r["seed"]): r for r in safe_runs}
+    seeds = sorted(set(unc) & set(safe))
+    boot = {"n_boot": n_boot, "confidence": confidence, "seed": seed}
+
+    def column(runs: Mapping[int, Mapping[str, Any]], key: str) -> list[float]:
+        return [_to_float(runs[s].get(key)) for s in seeds]
+
+    c_unc, c_safe = column(unc, "capability"), column(safe, "capability")
+    v_unc, v_safe = column(unc, "violation_rate"), column(safe, "violation_rate")
+    out: dict[str, Any] = {
+        "n_pairs": len(seeds),
+        "seeds": seeds,
+        "unpaired_seeds": sorted(set(unc) ^ set(safe)),
+        "capability_unc": mean_estimate(c_unc, **boot),
+        "capability_safe": mean_estimate(c_safe, **boot),
+        "violation_rate_unc": mean_estimate(v_unc, **boot),
+        "violation_rate_safe": mean_estimate(v_safe, **boot),
+        "episode_cost_unc": mean_estimate(column(unc, "episode_cost"), **boot),
+        "episode_cost_safe": mean_estimate(column(safe, "episode_cost"), **boot),
+        "capability_loss": capability_loss(c_unc, c_safe, **boot),
+        "tax": alignment_tax(c_unc, c_safe, **boot),
+        "safety_gain": safety_gain(v_unc, v_safe, **boot),
+    }
+    tax, gain = out["tax"].point, out["safety_gain"].point
+    out["price_of_safety"] = tax / gain if math.isfinite(tax) and math.isfinite(gain) and gain != 0 else math.nan
+    return out
+
+
+def format_pair_summary(summary: Mapping[str, Any], digits: int = 3) -> list[tuple[str, str]]:
+    """Turn :func:`pair_summary` output into ``(name, text)`` rows for a table or a log."""
+    rows = []
+    for key, value in summary.items():
+        if isinstance(value, Estimate):
+            text = value.format(digits)
+        elif isinstance(value, float):
+            text = "n/a" if not math.isfinite(value) else f"{value:.{digits}g}"
+        else:
+            text = str(value)
+        rows.append((key, text))
+    return rows

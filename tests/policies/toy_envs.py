@@ -1,0 +1,70 @@
+"""Tiny environments with an ``info["cost"]`` channel, for the learner tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class SpeedLimitedPointEnv(gym.Env):
+    """A 1-D point mass on a line, rewarded for forward speed, with a speed limit as the constraint.
+
+    Dynamics (SI units): ``v ← v + dt·(force·a − drag·v)`` with ``a ∈ [-1, 1]``; reward = ``v`` (m/s)
+    per step; cost = 1 when ``v > speed_limit`` (0/1 indicator, Safety-Gym convention). Full thrust
+    reaches ``force / drag`` m/s, well past the limit, so the unconstrained optimum violates on most
+    steps and the constrained one holds the speed just below the limit. Episodes are truncated after
+    ``max_episode_steps`` steps. Observation: ``[v, t / max_episode_steps]``.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
+
+    def __init__(
+        self,
+        speed_limit: float = 1.0,
+        max_episode_steps: int = 100,
+        dt: float = 0.1,
+        force: float = 3.0,
+        drag: float = 1.0,
+        terminate_below: float | None = None,
+    ) -> None:
+        self.speed_limit = speed_limit  # m/s
+        self.max_episode_steps = max_episode_steps
+        self.dt = dt  # s
+        self.force = force  # m/s² at full thrust
+        self.drag = drag  # 1/s
+        self.terminate_below = terminate_below  # m/s; optional termination, to exercise episode ends
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self._v = 0.0
+        self._t = 0
+
+    def _obs(self) -> np.ndarray:
+        return np.array([self._v, self._t / self.max_episode_steps], dtype=np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._v = float(self.np_random.uniform(-0.1, 0.1))
+        self._t = 0
+        return self._obs(), {"cost": 0.0}
+
+    def step(self, action: np.ndarray):
+        a = float(np.clip(np.asarray(action).reshape(-1)[0], -1.0, 1.0))
+        self._v += self.dt * (self.force * a - self.drag * self._v)
+        self._t += 1
+        reward = self._v
+        cost = float(self._v > self.speed_limit)
+        terminated = self.terminate_below is not None and self._v < self.terminate_below
+        truncated = self._t >= self.max_episode_steps
+        info = {"cost": cost, "cost_speed": cost, "violation": cost > 0, "measure_speed": self._v}
+        return self._obs(), reward, terminated, truncated, info
+
+
+class NoCostEnv(SpeedLimitedPointEnv):
+    """The same point mass, but its info carries no ``cost`` key (tests the missing-key warning)."""
+
+    def step(self, action: np.ndarray):
+        obs, reward, terminated, truncated, _ = super().step(action)
+        return obs, reward, terminated, truncated, {}
