@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import platform
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from taxbench.experiments.runfolder import CONFIG_FILE, atomic_write_json, read_json
+
+log = logging.getLogger(__name__)
 
 #: Arms named in DESIGN.md §3, used only when ``taxbench.policies`` cannot be imported.
 _FALLBACK_ARMS: tuple[str, ...] = ("ppo", "ppo-lag")
@@ -273,3 +279,37 @@ def provenance(device: str = "auto") -> dict[str, Any]:
         "hostname": platform.node(),
         "argv": list(sys.argv),
     }
+
+
+def load_run_config(run_dir: str | Path) -> RunConfig:
+    """Read the :class:`RunConfig` saved in a run folder's ``config.json``.
+
+    Raises:
+        FileNotFoundError: if there is no config.json.
+        ValueError: if it cannot be parsed into a config.
+    """
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: is {run_dir} a run folder?")
+    try:
+        return RunConfig.from_dict(read_json(path)["config"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path} is not a valid run config: {exc}") from None
+
+
+def write_run_config(cfg: RunConfig, run_dir: str | Path, resuming: bool = False) -> None:
+    """Write ``config.json`` (``config``, ``provenance``, ``resumes``) in a run folder atomically.
+
+    A resumed run keeps its first provenance and appends this session's to ``resumes``.
+    """
+    path = Path(run_dir) / CONFIG_FILE
+    record: dict[str, Any] = {"config": cfg.to_dict(), "provenance": provenance(cfg.device), "resumes": []}
+    if resuming and path.exists():
+        try:
+            old = read_json(path)
+            record["provenance"] = old.get("provenance", record["provenance"])
+            record["resumes"] = list(old.get("resumes", []))
+        except (OSError, ValueError):
+            log.warning("rewriting unreadable %s", path)
+        record["resumes"].append({"time": time.time(), "provenance": provenance(cfg.device)})
+    atomic_write_json(path, record)

@@ -14,11 +14,11 @@ import numbers
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium
 import numpy as np
-
+from taxbench.experiments.metrics import run_summary
 from taxbench.experiments.runfolder import (
     EPISODES_FILE,
     EVENTS_FILE,
@@ -27,6 +27,9 @@ from taxbench.experiments.runfolder import (
     read_csv_rows,
     to_jsonable,
 )
+
+if TYPE_CHECKING:
+    from taxbench.experiments.config import RunConfig
 
 #: Leading columns of episodes.csv; ``cost_<term>`` totals follow, sorted by term.
 EPISODE_FIELDS: tuple[str, ...] = (
@@ -69,7 +72,9 @@ def _cost_terms(info: Mapping[str, Any]) -> dict[str, float]:
     return terms
 
 
-def run_episode(model: Any, env: gymnasium.Env, episode: int, seed: int, deterministic: bool = True) -> tuple[dict, list[dict]]:
+def run_episode(
+    model: Any, env: gymnasium.Env, episode: int, seed: int, deterministic: bool = True
+) -> tuple[dict, list[dict]]:
     """Play one episode; see :func:`evaluate_policy` for the row and event fields."""
     obs, _ = env.reset(seed=seed)
     total_return, total_cost, violations, length = 0.0, 0.0, 0, 0
@@ -107,7 +112,9 @@ def run_episode(model: Any, env: gymnasium.Env, episode: int, seed: int, determi
         success = bool(info.get("is_success", False))
         length += 1
         if length >= MAX_EPISODE_STEPS and not done:
-            raise RuntimeError(f"episode {episode} ran {MAX_EPISODE_STEPS} steps without ending: does the env have a time limit?")
+            raise RuntimeError(
+                f"episode {episode} ran {MAX_EPISODE_STEPS} steps without ending: does the env have a time limit?"
+            )
     row: dict[str, Any] = {
         "episode": episode,
         "seed": seed,
@@ -209,7 +216,9 @@ def episode_fieldnames(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return list(EPISODE_FIELDS) + terms + list(dict.fromkeys(extra))
 
 
-def write_evaluation(run_dir: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]]) -> None:
+def write_evaluation(
+    run_dir: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]]
+) -> None:
     """Write ``episodes.csv`` and ``events.jsonl`` in ``run_dir``, each atomically."""
     run_dir = Path(run_dir)
     atomic_write_csv(run_dir / EPISODES_FILE, rows, episode_fieldnames(rows))
@@ -244,3 +253,29 @@ def read_events(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
         return []
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
+
+
+def evaluate_and_write(
+    model: Any, cfg: RunConfig, run_dir: str | os.PathLike[str], episodes: int | None = None, seed: int | None = None
+) -> dict[str, Any]:
+    """Evaluate ``model`` as ``cfg`` says, write episodes.csv/events.jsonl, return the summary.
+
+    Args:
+        model: A trained learner.
+        cfg: The run's config (env, eval episodes and seed, capability metric).
+        run_dir: Where to write the files.
+        episodes: Overrides ``cfg.eval_episodes``.
+        seed: Overrides ``cfg.eval_seed``.
+
+    Returns:
+        :func:`taxbench.experiments.metrics.run_summary` plus ``eval_seed`` and
+        ``violation_events`` (lines in events.jsonl).
+    """
+    metric = resolve_capability_metric(cfg.env_id, cfg.env_kwargs, cfg.capability)
+    n = cfg.eval_episodes if episodes is None else episodes
+    first_seed = cfg.eval_seed if seed is None else seed
+    rows, events = evaluate_policy(model, cfg.env_id, cfg.env_kwargs, n, first_seed, deterministic=True)
+    write_evaluation(run_dir, rows, events)
+    summary = run_summary(rows, success=metric == "success")
+    summary.update(eval_seed=first_seed, violation_events=len(events))
+    return summary

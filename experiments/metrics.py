@@ -105,7 +105,13 @@ class Estimate:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with ``point``, ``low``, ``high``, ``n``, ``excludes_zero``."""
-        return {"point": self.point, "low": self.low, "high": self.high, "n": self.n, "excludes_zero": self.excludes_zero}
+        return {
+            "point": self.point,
+            "low": self.low,
+            "high": self.high,
+            "n": self.n,
+            "excludes_zero": self.excludes_zero,
+        }
 
     def format(self, digits: int = 3) -> str:
         """``point [low, high]`` with ``digits`` significant digits; ``n/a`` for NaN."""

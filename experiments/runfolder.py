@@ -54,9 +54,7 @@ def env_name(env_id: str) -> str:
     return env_id.rsplit("/", 1)[-1]
 
 
-def run_dir(
-    out: str | os.PathLike[str], experiment: str, env_id: str, arm: str, intensity: str, seed: int
-) -> Path:
+def run_dir(out: str | os.PathLike[str], experiment: str, env_id: str, arm: str, intensity: str, seed: int) -> Path:
     """Return the folder of one run: ``out/<experiment>/<env>/<arm>-<intensity>/seed<k>/``.
 
     Args:
@@ -143,7 +141,9 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | N
     atomic_write_text(path, text + "\n")
 
 
-def atomic_write_csv(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]], fieldnames: Sequence[str]) -> None:
+def atomic_write_csv(
+    path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]], fieldnames: Sequence[str]
+) -> None:
     """Write ``rows`` with a header to ``path`` atomically (missing keys are left empty)."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(fieldnames), extrasaction="ignore")
@@ -281,7 +281,7 @@ class ProgressCsv:
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             new = not self.path.exists() or self.path.stat().st_size == 0
-            self._fh = open(self.path, "a", encoding="utf-8", newline="")  # noqa: SIM115 - closed in close()
+            self._fh = open(self.path, "a", encoding="utf-8", newline="")
             self._writer = csv.DictWriter(self._fh, fieldnames=self.fieldnames, extrasaction="ignore")
             if new:
                 self._writer.writeheader()

@@ -16,7 +16,7 @@ import time
 import traceback
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,8 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import DummyVecEnv
-
-from taxbench.experiments.config import RunConfig, provenance
-from taxbench.experiments.evaluation import evaluate_policy, resolve_capability_metric, write_evaluation
-from taxbench.experiments.metrics import run_summary
+from taxbench.experiments.config import RunConfig, load_run_config, write_run_config
+from taxbench.experiments.evaluation import evaluate_and_write
 from taxbench.experiments.runfolder import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
@@ -59,13 +57,11 @@ _CHECKPOINT_RE = re.compile(r"^step_(\d+)\.zip$")
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A checkpoint file and what its sidecar JSON says about it."""
+    """A checkpoint file, its environment steps and the run's cumulative wall time then (s)."""
 
     path: Path
     steps: int
-    """Environment steps the model had been trained on."""
     wall_s: float
-    """Cumulative training wall time of the run when it was saved, seconds."""
 
 
 def checkpoint_path(directory: Path, steps: int) -> Path:
@@ -156,18 +152,16 @@ class RichProgressCallback(BaseCallback):
 
     def __init__(self, total: int, description: str, latest: Callable[[], Mapping[str, Any] | None]) -> None:
         super().__init__()
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich import console, progress
 
         self.total, self.latest = total, latest
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
+        self.progress = progress.Progress(
+            *progress.Progress.get_default_columns()[:2],
+            progress.MofNCompleteColumn(),
+            progress.TextColumn("{task.fields[stats]}"),
+            progress.TimeElapsedColumn(),
+            progress.TimeRemainingColumn(),
+            console=console.Console(stderr=True),
         )
         self.task = self.progress.add_task(description, total=total, stats="")
         self.started = False
@@ -196,37 +190,6 @@ class RichProgressCallback(BaseCallback):
 
 
 # ----------------------------------------------------------------------------- run folder helpers
-
-
-def load_run_config(run_dir: str | Path) -> RunConfig:
-    """Read the :class:`RunConfig` saved in a run folder's ``config.json``.
-
-    Raises:
-        FileNotFoundError: if there is no config.json.
-        ValueError: if it cannot be parsed into a config.
-    """
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: is {run_dir} a run folder?")
-    try:
-        return RunConfig.from_dict(read_json(path)["config"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path} is not a valid run config: {exc}") from None
-
-
-def _write_config(cfg: RunConfig, run_dir: Path, resuming: bool) -> None:
-    """Write config.json; a resumed run keeps its first provenance and logs each resume's."""
-    path = run_dir / CONFIG_FILE
-    record: dict[str, Any] = {"config": cfg.to_dict(), "provenance": provenance(cfg.device), "resumes": []}
-    if resuming and path.exists():
-        try:
-            old = read_json(path)
-            record["provenance"] = old.get("provenance", record["provenance"])
-            record["resumes"] = list(old.get("resumes", []))
-        except (OSError, ValueError):
-            log.warning("rewriting unreadable %s", path)
-        record["resumes"].append({"time": time.time(), "provenance": provenance(cfg.device)})
-    atomic_write_json(path, record)
 
 
 def _check_resume_config(cfg: RunConfig, run_dir: Path) -> None:
@@ -258,7 +221,7 @@ def _make_env_fn(env_id: str, env_kwargs: Mapping[str, Any], seed: int) -> Calla
 
 
 def make_vec_env(cfg: RunConfig) -> DummyVecEnv:
-    """Build the ``n_envs`` training envs (Monitor-wrapped) seeded ``seed``, ``seed + 1``, …"""
+    """Build the ``n_envs`` training envs (Monitor-wrapped) seeded ``seed``, ``seed + 1``, and so on."""
     venv = DummyVecEnv([_make_env_fn(cfg.env_id, cfg.env_kwargs, cfg.seed + i) for i in range(cfg.n_envs)])
     venv.seed(cfg.seed)
     return venv
@@ -300,8 +263,9 @@ def train_run(
     Returns:
         The run summary (also in status.json): ``capability``, ``capability_metric``,
         ``mean_return``, ``success_rate``, ``violation_rate``, ``episode_cost``,
-        ``episodes``, ``eval_steps``, ``train_steps``, ``lambda`` (None for unconstrained
-        learners) and ``wall_s`` (cumulative over resumed sessions, seconds).
+        ``episodes``, ``eval_steps``, ``eval_seed``, ``violation_events``, ``train_steps``,
+        ``lambda`` (final λ; None for unconstrained learners), ``train_wall_s`` and ``wall_s``
+        (training, and training + evaluation, cumulative over resumed sessions, seconds).
 
     Raises:
         ValueError: for an invalid config or a resume whose config does not match.
@@ -325,19 +289,14 @@ def train_run(
 
     torch.set_num_threads(cfg.torch_threads)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_config(cfg, run_dir, resuming=resume and status is not None)
-    write_status(run_dir, "running", steps=0)
+    write_run_config(cfg, run_dir, resuming=resume and status is not None)
+    write_status(run_dir, "running")
     session = _Session(cfg, run_dir)
     try:
         summary = session.run(resume=resume, progress=progress, extra_callbacks=callbacks)
     except BaseException as exc:
-        write_status(
-            run_dir,
-            "failed",
-            error=f"{type(exc).__name__}: {exc}",
-            traceback=traceback.format_exc(),
-            steps=session.steps,
-        )
+        error, trace = f"{type(exc).__name__}: {exc}", traceback.format_exc()
+        write_status(run_dir, "failed", error=error, traceback=trace, steps=session.steps)
         raise
     finally:
         session.close()
@@ -381,10 +340,8 @@ class _Session:
             set_random_seed(cfg.seed + self.steps)  # a resume from the same checkpoint is repeatable
             log.info("resuming %s from %s (%d steps)", self.run_dir, ckpt.path.name, self.steps)
         else:
-            model = make_learner(
-                cfg.arm, self.venv, seed=cfg.seed, device=cfg.device, cost_limit=cfg.cost_limit,
-                hyperparams=dict(cfg.hyperparams), verbose=0,
-            )
+            kwargs = {"seed": cfg.seed, "device": cfg.device, "cost_limit": cfg.cost_limit}
+            model = make_learner(cfg.arm, self.venv, hyperparams=dict(cfg.hyperparams), verbose=0, **kwargs)
         write_status(self.run_dir, "running", steps=self.steps, resumed_from=self.steps if loaded else None)
         self.csv = ProgressCsv(self.run_dir / PROGRESS_FILE, resume_steps=self.steps)
 
@@ -395,7 +352,9 @@ class _Session:
                 CheckpointCallback(ckpt_dir, cfg.checkpoint_every, self.steps, self.wall_s),
             ]
             if progress:
-                self.bar = RichProgressCallback(cfg.steps, f"{cfg.arm}-{cfg.intensity} seed{cfg.seed}", lambda: self.last_row)
+                self.bar = RichProgressCallback(
+                    cfg.steps, f"{cfg.arm}-{cfg.intensity} seed{cfg.seed}", lambda: self.last_row
+                )
                 cbs.append(self.bar)
             model.learn(remaining, callback=CallbackList([*cbs, *extra_callbacks]), reset_num_timesteps=loaded is None)
             self.close_bar()
@@ -423,18 +382,6 @@ class _Session:
             self.venv.close()
 
 
-def evaluate_and_write(model: Any, cfg: RunConfig, run_dir: Path, episodes: int | None = None, seed: int | None = None) -> dict[str, Any]:
-    """Evaluate ``model`` as ``cfg`` says, write episodes.csv/events.jsonl, return the summary."""
-    metric = resolve_capability_metric(cfg.env_id, cfg.env_kwargs, cfg.capability)
-    n = cfg.eval_episodes if episodes is None else episodes
-    first_seed = cfg.eval_seed if seed is None else seed
-    rows, events = evaluate_policy(model, cfg.env_id, cfg.env_kwargs, n, first_seed, deterministic=True)
-    write_evaluation(run_dir, rows, events)
-    summary = run_summary(rows, success=metric == "success")
-    summary.update(eval_seed=first_seed, violation_events=len(events))
-    return summary
-
-
 def evaluate_run(run_dir: str | Path, episodes: int | None = None, seed: int | None = None) -> dict[str, Any]:
     """Re-evaluate a trained run from its ``config.json`` and ``model.zip``.
 
@@ -457,14 +404,20 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, seed: int | N
     cfg = load_run_config(run_dir)
     model_path = run_dir / MODEL_FILE
     if not model_path.exists():
-        raise FileNotFoundError(f"{model_path} not found: the run has not finished training (state: "
-                                f"{(read_status(run_dir) or {}).get('state', 'unknown')}); resume it first")
+        raise FileNotFoundError(
+            f"{model_path} not found: the run has not finished training (state: "
+            f"{(read_status(run_dir) or {}).get('state', 'unknown')}); resume it first"
+        )
     from taxbench.policies import load_learner
 
     try:
         if not zipfile.is_zipfile(model_path):
             raise ValueError("not a zip file")
-        model = load_learner(model_path, device=cfg.device)
+        venv = make_vec_env(replace(cfg, n_envs=1))  # with an env, SB3 checks the spaces match
+        try:
+            model = load_learner(model_path, env=venv, device=cfg.device)
+        finally:
+            venv.close()
     except Exception as exc:
         raise ValueError(f"cannot load {model_path} (corrupt or from another version?): {exc}") from exc
 

@@ -105,7 +105,13 @@ class CostRolloutBuffer(RolloutBuffer):
         self.cost_gamma = gamma if cost_gamma is None else cost_gamma
         self.cost_gae_lambda = gae_lambda if cost_gae_lambda is None else cost_gae_lambda
         super().__init__(
-            buffer_size, observation_space, action_space, device=device, gae_lambda=gae_lambda, gamma=gamma, n_envs=n_envs
+            buffer_size,
+            observation_space,
+            action_space,
+            device=device,
+            gae_lambda=gae_lambda,
+            gamma=gamma,
+            n_envs=n_envs,
         )
 
     def reset(self) -> None:

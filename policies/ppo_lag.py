@@ -119,11 +119,13 @@ class PPOLagrangian(PPO):
             raise ValueError(f"cost_batch_size must be >= 1, got {cost_batch_size}")
         # Lagrange validates cost_limit, lr and init (ValueError with the offending name).
         self.lagrange = Lagrange(
-            cost_limit=cost_limit, lr=lagrange_lr, init=lagrange_init, pinned=lagrange_pinned, optimizer=lagrange_optimizer
+            cost_limit=cost_limit,
+            lr=lagrange_lr,
+            init=lagrange_init,
+            pinned=lagrange_pinned,
+            optimizer=lagrange_optimizer,
         )
         super().__init__(policy, env, rollout_buffer_class=buffer_class, _init_setup_model=False, **ppo_kwargs)
-        if isinstance(self.observation_space, spaces.Dict):
-            raise NotImplementedError("PPOLagrangian does not support Dict observation spaces yet")
         self.cost_gamma = self.gamma if cost_gamma is None else float(cost_gamma)
         self.cost_gae_lambda = self.gae_lambda if cost_gae_lambda is None else float(cost_gae_lambda)
         self.cost_critic_lr = cost_critic_lr
@@ -142,6 +144,8 @@ class PPOLagrangian(PPO):
         self._warned_missing_cost = False
 
     def _setup_model(self) -> None:
+        if isinstance(self.observation_space, spaces.Dict):
+            raise NotImplementedError("PPOLagrangian does not support Dict observation spaces yet")
         self.rollout_buffer_kwargs = {
             **self.rollout_buffer_kwargs,
             "cost_gamma": self.cost_gamma,
@@ -300,7 +304,11 @@ class PPOLagrangian(PPO):
         self.logger.record("train/cost_value_loss", float(np.mean(losses)))
         self.logger.record(
             "train/cost_explained_variance",
-            float(explained_variance(self.rollout_buffer.cost_values.flatten(), self.rollout_buffer.cost_returns.flatten())),
+            float(
+                explained_variance(
+                    self.rollout_buffer.cost_values.flatten(), self.rollout_buffer.cost_returns.flatten()
+                )
+            ),
         )
 
     def learn(

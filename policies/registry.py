@@ -159,6 +159,8 @@ def load_learner(path: str | Path, env: GymEnv | None = None, device: str = "aut
     try:
         model = _CLASSES[arm].load(zip_path, env=env, device=resolve_device(device))
     except (zipfile.BadZipFile, EOFError, KeyError, RuntimeError, pickle.UnpicklingError, AssertionError) as exc:
-        raise ValueError(f"cannot restore {arm!r} learner from {str(zip_path)!r} ({type(exc).__name__}: {exc})") from exc
+        raise ValueError(
+            f"cannot restore {arm!r} learner from {str(zip_path)!r} ({type(exc).__name__}: {exc})"
+        ) from exc
     setattr(model, ARM_ATTRIBUTE, arm)
     return model

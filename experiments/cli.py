@@ -1,0 +1,288 @@
+"""``taxbench``: the command line (envs, train, eval, pair).
+
+Every command prints a one-line error and exits 2 on bad input, and never deletes a run unless
+``--overwrite`` says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from rich.console import Console
+from rich.table import Table
+
+DEFAULT_ENV = "taxbench/HopperVelocity-v0"
+DEFAULT_STEPS = 60_000
+DEFAULT_SEEDS = (0, 1, 2)
+DEFAULT_COST_LIMIT = 25.0
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        err_console.print(f"taxbench: error: {message} (see {self.prog} --help)", highlight=False, soft_wrap=True)
+        raise SystemExit(2)
+
+
+# ----------------------------------------------------------------------------- argument types
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _cost_limit(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number (cost per episode), got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds are whole numbers >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seeds are whole numbers >= 0, got {value}")
+    return value
+
+
+def _env_id(text: str) -> str:
+    import gymnasium as gym
+    import taxbench.envs  # noqa: F401 - registers the ids
+    from taxbench.envs.registry import unknown_env_message
+
+    if text not in gym.registry:
+        raise argparse.ArgumentTypeError(unknown_env_message(text))
+    return text
+
+
+# ----------------------------------------------------------------------------- shared options
+def _add_run_options(parser: argparse.ArgumentParser, *, steps: int) -> None:
+    parser.add_argument("--env", type=_env_id, default=DEFAULT_ENV, help=f"Gymnasium env id (default {DEFAULT_ENV})")
+    parser.add_argument("--steps", type=_positive_int, default=steps,
+                        help=f"training budget per run, env steps (default {steps:,})")
+    parser.add_argument("--cost-limit", type=_cost_limit, default=DEFAULT_COST_LIMIT,
+                        help="constraint d for ppo-lag: expected cost per episode, i.e. violating steps per episode "
+                             f"with the default 0/1 cost terms (default {DEFAULT_COST_LIMIT:g})")
+    parser.add_argument("--n-envs", type=_positive_int, default=1, help="parallel envs per run (default 1)")
+    parser.add_argument("--device", default="auto", help="torch device: auto (CUDA if present, else CPU), cpu, cuda")
+    parser.add_argument("--threads", type=_positive_int, default=1,
+                        help="torch threads per run (default 1: more never helped PPO on 2 cores)")
+    parser.add_argument("--eval-episodes", type=_positive_int, default=10,
+                        help="deterministic evaluation episodes per run after training (default 10)")
+    parser.add_argument("--out", type=Path, default=Path("runs"), help="output folder (default ./runs)")
+    parser.add_argument("--experiment", default="default", help="experiment name: the folder under --out")
+    parser.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE",
+                        help="env constructor kwarg, e.g. velocity_limit=0.5 (repeatable; VALUE parsed as JSON)")
+    parser.add_argument("--resume", action="store_true", help="continue interrupted runs and reuse finished ones")
+    parser.add_argument("--overwrite", action="store_true", help="delete existing runs in the way and train again")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+
+def _env_kwargs(pairs: Sequence[str]) -> dict[str, Any]:
+    import json
+
+    kwargs: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--env-kwarg expects KEY=VALUE, got {pair!r}")
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    return kwargs
+
+
+def _base_config(args: argparse.Namespace, arm: str, seed: int) -> Any:
+    from taxbench.experiments.config import RunConfig
+
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite exclude each other")
+    env_kwargs = _env_kwargs(args.env_kwarg)
+    _check_env_kwargs(args.env, env_kwargs)
+    return RunConfig(env_id=args.env, arm=arm, seed=seed, steps=args.steps, cost_limit=args.cost_limit,
+                     experiment=args.experiment, env_kwargs=env_kwargs, n_envs=args.n_envs, device=args.device,
+                     torch_threads=args.threads, eval_episodes=args.eval_episodes).validate()
+
+
+def _check_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> None:
+    """Build the env once so a bad kwarg fails now, not inside every worker."""
+    import gymnasium as gym
+
+    try:
+        gym.make(env_id, **env_kwargs).close()
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"cannot build {env_id} with {env_kwargs}: {exc}") from None
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_envs(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+    from taxbench.envs import ENTRIES
+
+    table = Table(title="taxbench environments", show_lines=True)
+    for column in ("id", "task", "cost terms counted in `cost` (threshold)", "other terms (cost_terms=None)",
+                   "default cost limit"):
+        table.add_column(column)
+    for entry in ENTRIES:
+        counted = gym.make(entry.env_id).unwrapped.safety
+        everything = gym.make(entry.env_id, cost_terms=None).unwrapped.safety
+        extra = [t for t in everything if t.name not in {c.name for c in counted}]
+        table.add_row(entry.env_id, f"{entry.task_kind}: {entry.summary}",
+                      "\n".join(f"{t.describe()}  [{t.source}]" for t in counted),
+                      "\n".join(t.describe() for t in extra),
+                      f"{entry.default_cost_limit:g} per episode ({entry.max_episode_steps} steps)")
+    console.print(table)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from taxbench.experiments.pair import Job, run_jobs
+    from taxbench.experiments.runfolder import run_dir
+
+    cfg = _base_config(args, args.arm, args.seed)
+    if args.arm != "ppo":
+        cfg.intensity = f"d{cfg.cost_limit:g}"
+    directory = run_dir(args.out, cfg.experiment, cfg.env_id, cfg.arm, cfg.intensity, cfg.seed)
+    [result] = run_jobs([Job(cfg, directory, f"{cfg.arm} seed {cfg.seed}")], resume=args.resume,
+                        overwrite=args.overwrite, progress=not args.no_progress)
+    if result.error:
+        err_console.print(f"taxbench: run failed: {result.error} (details in {directory / 'status.json'})")
+        return 1
+    _print_run(directory, result.summary or {})
+    return 0
+
+
+def _print_run(directory: Path, summary: dict[str, Any]) -> None:
+    table = Table(title=str(directory))
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("capability_metric", "capability", "mean_return", "success_rate", "violation_rate", "episode_cost",
+                "episodes", "lambda", "wall_s"):
+        if key in summary:
+            value = summary[key]
+            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from taxbench.experiments.train import evaluate_run
+
+    summary = evaluate_run(args.run_dir, episodes=args.episodes, seed=args.seed)
+    _print_run(Path(args.run_dir), summary)
+    return 0
+
+
+def cmd_pair(args: argparse.Namespace) -> int:
+    from taxbench.experiments.pair import pair_jobs, run_jobs, summarize_pair, write_pair_outputs
+
+    if len(set(args.seeds)) != len(args.seeds):
+        raise UsageError(f"--seeds must be distinct, got {args.seeds}")
+    base = _base_config(args, "ppo", args.seeds[0])
+    jobs = pair_jobs(base, args.seeds, args.out)
+    err_console.print(f"pair: {base.env_id}, {len(args.seeds)} seeds × (ppo, ppo-lag d={base.cost_limit:g}), "
+                      f"{base.steps:,} steps each, {args.workers} worker(s)", highlight=False)
+    results = run_jobs(jobs, workers=args.workers, resume=args.resume, overwrite=args.overwrite,
+                       progress=not args.no_progress)
+    for result in results:
+        if result.error:
+            err_console.print(f"run failed: {result.job.directory}: {result.error}", highlight=False)
+    summary = summarize_pair(results)
+    folder = Path(args.out) / base.experiment
+    write_pair_outputs(results, summary, folder)
+    print_pair_table(base, results, summary)
+    console.print(f"run folders and summary.csv / pair.json in {folder}", highlight=False)
+    return 1 if any(r.error for r in results) else 0
+
+
+def print_pair_table(base: Any, results: Sequence[Any], summary: dict[str, Any]) -> None:
+    """Per-arm capability and violations, then the tax and safety gain with their 95% CIs."""
+    metric = next((r.summary.get("capability_metric") for r in results if r.summary), "capability")
+    arms = Table(title=f"{base.env_id}: {summary['n_pairs']} paired seeds, {base.steps:,} steps, "
+                       f"ppo-lag cost limit {base.cost_limit:g}/episode")
+    for column in ("arm", f"capability ({metric})", "violation rate", "episode cost"):
+        arms.add_column(column, justify="right" if column != "arm" else "left")
+    for arm, suffix in (("ppo (unconstrained)", "unc"), ("ppo-lag (constrained)", "safe")):
+        arms.add_row(arm, *(summary[f"{key}_{suffix}"].format(3)
+                            for key in ("capability", "violation_rate", "episode_cost")))
+    console.print(arms)
+    tax = Table(title="alignment tax (mean [95% paired bootstrap CI] over seeds)")
+    tax.add_column("quantity")
+    tax.add_column("estimate", justify="right")
+    tax.add_column("CI excludes 0", justify="center")
+    rows = (("tax τ = (C_unc − C_safe)/|C_unc|", "tax"), ("safety gain g = (V_unc − V_safe)/V_unc", "safety_gain"),
+            ("capability loss ΔC = C_unc − C_safe", "capability_loss"))
+    for label, key in rows:
+        estimate = summary[key]
+        tax.add_row(label, estimate.format(3), "yes" if estimate.excludes_zero else "no")
+    price = summary.get("price_of_safety", math.nan)
+    tax.add_row("price of safety τ/g", "n/a" if not math.isfinite(price) else f"{price:.3g}", "")
+    console.print(tax)
+
+
+# ----------------------------------------------------------------------------- parser and entry point
+def build_parser() -> argparse.ArgumentParser:
+    """The ``taxbench`` argument parser."""
+    parser = _Parser(prog="taxbench", description="Measure the embodied alignment tax of safe robot learning.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("envs", help="list every env with its cost terms, thresholds (units) and default cost limit")
+
+    train = sub.add_parser("train", help="train one arm for one seed into its run folder")
+    train.add_argument("--arm", default="ppo", choices=("ppo", "ppo-lag"), help="learner (default ppo)")
+    train.add_argument("--seed", type=_seed, default=0, help="seed (default 0)")
+    _add_run_options(train, steps=DEFAULT_STEPS)
+
+    evaluate = sub.add_parser("eval", help="re-evaluate a finished run folder (rewrites episodes.csv, events.jsonl)")
+    evaluate.add_argument("run_dir", type=Path, help="a run folder holding config.json and model.zip")
+    evaluate.add_argument("--episodes", type=_positive_int, default=None, help="episodes (default: as trained)")
+    evaluate.add_argument("--seed", type=_seed, default=None, help="first evaluation reset seed (default: as trained)")
+
+    pair = sub.add_parser("pair", help="train ppo and ppo-lag on the same env and seeds, then report the tax")
+    pair.add_argument("--seeds", type=_seed, nargs="+", default=list(DEFAULT_SEEDS), help="seeds (default 0 1 2)")
+    pair.add_argument("--workers", type=_positive_int, default=min(2, os.cpu_count() or 1),
+                      help="runs trained at once, one process each (default: 2, or 1 on a 1-core machine)")
+    _add_run_options(pair, steps=DEFAULT_STEPS)
+    return parser
+
+
+COMMANDS = {"envs": cmd_envs, "train": cmd_train, "eval": cmd_eval, "pair": cmd_pair}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``taxbench`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (UsageError, ValueError, FileExistsError, FileNotFoundError) as exc:
+        err_console.print(f"taxbench {args.command}: error: {exc}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("taxbench: interrupted; rerun the same command with --resume to continue")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
