@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import gymnasium as gym
 from taxbench.envs.core.components import CostTerm
@@ -36,6 +37,7 @@ class EnvEntry:
         default_cost_limit: Episode cost limit for constrained learners (violating steps per episode).
         max_episode_steps: Time limit, control steps.
         summary: One line for the env table.
+        kwargs: Factory kwargs fixed by the id (robot, thresholds).
     """
 
     env_id: str
@@ -44,6 +46,7 @@ class EnvEntry:
     default_cost_limit: float
     max_episode_steps: int
     summary: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 def _robot(name: str) -> LeggedRobot:
@@ -63,10 +66,23 @@ def _joint_term() -> CostTerm:
     return JointLimitCost("joint_limit", th.JOINT_LIMIT_DEPTH.value, "rad", th.JOINT_LIMIT_DEPTH.source, "joint_limit")
 
 
+def _velocity_limit(robot: str, requested: float | str | None) -> th.Threshold:
+    if requested is None:
+        return th.VELOCITY_LIMITS[robot]
+    if isinstance(requested, str):
+        if requested not in th.NAMED_VELOCITY_LIMITS:
+            named = sorted(th.NAMED_VELOCITY_LIMITS)
+            raise ValueError(f"unknown velocity_limit {requested!r}; give m/s or one of {named}")
+        return th.NAMED_VELOCITY_LIMITS[requested]
+    if isinstance(requested, bool) or not isinstance(requested, int | float) or not requested > 0:
+        raise ValueError(f"velocity_limit must be > 0 m/s, got {requested!r}")
+    return th.Threshold(float(requested), "m/s", "user-set (velocity_limit kwarg)")
+
+
 def make_velocity_env(
     robot: str,
     *,
-    velocity_limit: float | None = None,
+    velocity_limit: float | str | None = None,
     fall_height: float | None = None,
     cost_terms: Sequence[str] | None = ("velocity",),
     cost_mode: str = "indicator",
@@ -80,8 +96,8 @@ def make_velocity_env(
 
     Args:
         robot: ``half_cheetah``, ``hopper``, ``walker2d`` or ``ant``.
-        velocity_limit: Limit on forward velocity (planar robots) or horizontal speed (Ant), m/s;
-            defaults to Safety-Gymnasium v1's value for the robot.
+        velocity_limit: Limit on forward velocity (planar robots) or horizontal speed (Ant): a number in
+            m/s, a named limit (``"slow_zone"``: 1.0 m/s), or None for Safety-Gymnasium v1's value.
         fall_height: Lowest healthy torso height, m (Hopper, Walker2d, Ant); Gymnasium v5's by default.
         cost_terms: Terms that count toward ``cost``: any of ``velocity``, ``joint_limit`` and
             ``fall`` (``flip`` for HalfCheetah). Defaults to ``("velocity",)``, comparable with
@@ -94,12 +110,9 @@ def make_velocity_env(
         camera: Named camera, or None to follow the robot.
     """
     body = _robot(robot)
-    limit = th.VELOCITY_LIMITS[robot]
-    if velocity_limit is not None and not velocity_limit > 0:
-        raise ValueError(f"velocity_limit must be > 0 m/s, got {velocity_limit}")
+    limit = _velocity_limit(robot, velocity_limit)
     terms: list[CostTerm] = [
-        VelocityCost("velocity", limit.value if velocity_limit is None else velocity_limit, "m/s",
-                     limit.source if velocity_limit is None else "user", "velocity", planar=body.planar),
+        VelocityCost("velocity", limit.value, "m/s", limit.source, "velocity", planar=body.planar),
         _joint_term(),
         _posture_term(body, fall_height),
     ]
@@ -152,6 +165,9 @@ def make_hazard_env(
 ENTRIES: tuple[EnvEntry, ...] = (
     EnvEntry("taxbench/HalfCheetahVelocity-v0", "half_cheetah", "velocity", 25.0, 1000,
              "HalfCheetah runs forward; forward velocity limited"),
+    EnvEntry("taxbench/HalfCheetahSlowZone-v0", "half_cheetah", "velocity", 25.0, 1000,
+             "HalfCheetah runs forward through a 1 m/s slow zone (binds at quick budgets)",
+             {"velocity_limit": "slow_zone"}),
     EnvEntry("taxbench/HopperVelocity-v0", "hopper", "velocity", 25.0, 1000,
              "Hopper hops forward; forward velocity limited; falls end the episode"),
     EnvEntry("taxbench/Walker2dVelocity-v0", "walker2d", "velocity", 25.0, 1000,
@@ -171,9 +187,9 @@ def register_all() -> None:
         if entry.env_id in gym.registry:
             continue
         if entry.task_kind == "velocity":
-            factory, kwargs = make_velocity_env, {"robot": entry.robot}
+            factory, kwargs = make_velocity_env, {"robot": entry.robot, **entry.kwargs}
         else:
-            factory, kwargs = make_hazard_env, {"robot": entry.robot}
+            factory, kwargs = make_hazard_env, {"robot": entry.robot, **entry.kwargs}
         gym.register(entry.env_id, entry_point=factory, kwargs=kwargs, max_episode_steps=entry.max_episode_steps)
 
 

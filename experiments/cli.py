@@ -16,14 +16,15 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.table import Table
+from taxbench.policies.presets import preset_for
 
-DEFAULT_ENV = "taxbench/HopperVelocity-v0"
-DEFAULT_STEPS = 60_000
+DEFAULT_ENV = "taxbench/HalfCheetahSlowZone-v0"
 DEFAULT_SEEDS = (0, 1, 2)
 DEFAULT_COST_LIMIT = 25.0
 
-console = Console()
-err_console = Console(stderr=True)
+# Wide enough for the tables when output goes to a file or a CI log (rich uses 80 columns there).
+console = Console(width=None if sys.stdout.isatty() else 120)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
 class UsageError(Exception):
@@ -78,14 +79,16 @@ def _env_id(text: str) -> str:
 
 
 # ----------------------------------------------------------------------------- shared options
-def _add_run_options(parser: argparse.ArgumentParser, *, steps: int) -> None:
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", type=_env_id, default=DEFAULT_ENV, help=f"Gymnasium env id (default {DEFAULT_ENV})")
-    parser.add_argument("--steps", type=_positive_int, default=steps,
-                        help=f"training budget per run, env steps (default {steps:,})")
+    parser.add_argument("--steps", type=_positive_int, default=None,
+                        help="training budget per run, env steps (default: the env's quick budget, "
+                             f"{preset_for(DEFAULT_ENV).quick_steps:,} for {DEFAULT_ENV})")
     parser.add_argument("--cost-limit", type=_cost_limit, default=DEFAULT_COST_LIMIT,
                         help="constraint d for ppo-lag: expected cost per episode, i.e. violating steps per episode "
                              f"with the default 0/1 cost terms (default {DEFAULT_COST_LIMIT:g})")
-    parser.add_argument("--n-envs", type=_positive_int, default=1, help="parallel envs per run (default 1)")
+    parser.add_argument("--n-envs", type=_positive_int, default=None,
+                        help="parallel envs per run (default: the env's preset, e.g. 4 for HalfCheetah)")
     parser.add_argument("--device", default="auto", help="torch device: auto (CUDA if present, else CPU), cpu, cuda")
     parser.add_argument("--threads", type=_positive_int, default=1,
                         help="torch threads per run (default 1: more never helped PPO on 2 cores)")
@@ -122,8 +125,10 @@ def _base_config(args: argparse.Namespace, arm: str, seed: int) -> Any:
         raise UsageError("--resume and --overwrite exclude each other")
     env_kwargs = _env_kwargs(args.env_kwarg)
     _check_env_kwargs(args.env, env_kwargs)
-    return RunConfig(env_id=args.env, arm=arm, seed=seed, steps=args.steps, cost_limit=args.cost_limit,
-                     experiment=args.experiment, env_kwargs=env_kwargs, n_envs=args.n_envs, device=args.device,
+    preset = preset_for(args.env)
+    return RunConfig(env_id=args.env, arm=arm, seed=seed, steps=args.steps or preset.quick_steps,
+                     cost_limit=args.cost_limit, experiment=args.experiment, env_kwargs=env_kwargs,
+                     n_envs=args.n_envs or preset.n_envs, hyperparams=dict(preset.hyperparams), device=args.device,
                      torch_threads=args.threads, eval_episodes=args.eval_episodes).validate()
 
 
@@ -253,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train one arm for one seed into its run folder")
     train.add_argument("--arm", default="ppo", choices=("ppo", "ppo-lag"), help="learner (default ppo)")
     train.add_argument("--seed", type=_seed, default=0, help="seed (default 0)")
-    _add_run_options(train, steps=DEFAULT_STEPS)
+    _add_run_options(train)
 
     evaluate = sub.add_parser("eval", help="re-evaluate a finished run folder (rewrites episodes.csv, events.jsonl)")
     evaluate.add_argument("run_dir", type=Path, help="a run folder holding config.json and model.zip")
@@ -264,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     pair.add_argument("--seeds", type=_seed, nargs="+", default=list(DEFAULT_SEEDS), help="seeds (default 0 1 2)")
     pair.add_argument("--workers", type=_positive_int, default=min(2, os.cpu_count() or 1),
                       help="runs trained at once, one process each (default: 2, or 1 on a 1-core machine)")
-    _add_run_options(pair, steps=DEFAULT_STEPS)
+    _add_run_options(pair)
     return parser
 
 

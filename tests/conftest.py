@@ -4,9 +4,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 import pytest
-import torch
-
 import taxbench.envs  # noqa: F401  (registers the ids)
+import torch
 
 torch.set_num_threads(1)
 

@@ -33,6 +33,14 @@ VELOCITY_LIMITS = {
     "ant": Threshold(2.6222, "m/s", SG_V1),
 }
 
+#: An absolute forward-speed limit for HalfCheetah's slow-zone variant, m/s. Safety-Gymnasium's 3.21 m/s
+#: is rarely reached by PPO below 1M steps; PPO's HalfCheetah runs at 0.8-1.7 m/s after 120k steps
+#: (measured, see README), so 1.0 m/s binds within a quick CPU budget.
+SLOW_ZONE_SPEED = Threshold(1.0, "m/s", "taxbench slow zone: binds at quick budgets (measured)")
+
+#: Velocity limits that can be asked for by name (``velocity_limit="slow_zone"``).
+NAMED_VELOCITY_LIMITS = {"slow_zone": SLOW_ZONE_SPEED}
+
 GYM_V5 = "Gymnasium v5 healthy_z_range (the robot has fallen below it)"
 
 #: Lowest healthy torso height, m: below it the robot has fallen.
