@@ -145,21 +145,28 @@ def _check_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> None:
 # ----------------------------------------------------------------------------- commands
 def cmd_envs(args: argparse.Namespace) -> int:
     import gymnasium as gym
+
     from taxbench.envs import ENTRIES
 
-    table = Table(title="taxbench environments", show_lines=True)
-    for column in ("id", "task", "cost terms counted in `cost` (threshold)", "other terms (cost_terms=None)",
-                   "default cost limit"):
-        table.add_column(column)
+    table = Table(title="taxbench environments (thresholds are constructor kwargs)", show_lines=True)
+    table.add_column("id", no_wrap=True)
+    table.add_column("task")
+    table.add_column("counted in `cost`", no_wrap=True)
+    table.add_column("also available (cost_terms=None)", no_wrap=True)
+    table.add_column("cost limit / episode", justify="right")
+    sources: dict[str, None] = {}
     for entry in ENTRIES:
         counted = gym.make(entry.env_id).unwrapped.safety
         everything = gym.make(entry.env_id, cost_terms=None).unwrapped.safety
         extra = [t for t in everything if t.name not in {c.name for c in counted}]
-        table.add_row(entry.env_id, f"{entry.task_kind}: {entry.summary}",
-                      "\n".join(f"{t.describe()}  [{t.source}]" for t in counted),
+        sources.update({f"{t.describe()}: {t.source}": None for t in everything})
+        table.add_row(entry.env_id, f"{entry.task_kind}: {entry.summary}", "\n".join(t.describe() for t in counted),
                       "\n".join(t.describe() for t in extra),
-                      f"{entry.default_cost_limit:g} per episode ({entry.max_episode_steps} steps)")
+                      f"{entry.default_cost_limit:g} ({entry.max_episode_steps} steps)")
     console.print(table)
+    console.print("Threshold sources:", highlight=False)
+    for line in sources:
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
     return 0
 
 
@@ -201,12 +208,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_pair(args: argparse.Namespace) -> int:
-    from taxbench.experiments.pair import pair_jobs, run_jobs, summarize_pair, write_pair_outputs
+    from taxbench.experiments.pair import check_existing, pair_jobs, run_jobs, summarize_pair, write_pair_outputs
 
     if len(set(args.seeds)) != len(args.seeds):
         raise UsageError(f"--seeds must be distinct, got {args.seeds}")
     base = _base_config(args, "ppo", args.seeds[0])
     jobs = pair_jobs(base, args.seeds, args.out)
+    check_existing(jobs, args.resume, args.overwrite)
     err_console.print(f"pair: {base.env_id}, {len(args.seeds)} seeds × (ppo, ppo-lag d={base.cost_limit:g}), "
                       f"{base.steps:,} steps each, {args.workers} worker(s)", highlight=False)
     results = run_jobs(jobs, workers=args.workers, resume=args.resume, overwrite=args.overwrite,
@@ -278,6 +286,8 @@ COMMANDS = {"envs": cmd_envs, "train": cmd_train, "eval": cmd_eval, "pair": cmd_
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``taxbench`` console script."""
+    import taxbench.envs  # noqa: F401 - registers the taxbench/ ids before any command builds an env
+
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
