@@ -36,7 +36,8 @@ def policies(tmp_path_factory):
     safe_run.mkdir()
     constant_policy(safe_run / "model.zip", 0.0)
     (safe_run / "config.json").write_text(json.dumps({"config": {"env_id": ENV, "env_kwargs": {}}}))
-    return {"safe_run": safe_run, "safe_zip": safe_run / "model.zip", "unsafe_zip": constant_policy(folder / "u.zip", 1.0)}
+    unsafe = constant_policy(folder / "u.zip", 1.0)
+    return {"safe_run": safe_run, "safe_zip": safe_run / "model.zip", "unsafe_zip": unsafe}
 
 
 def gate(*args: str) -> subprocess.CompletedProcess:
