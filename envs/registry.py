@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
+
 from taxbench.envs.core.components import CostTerm
 from taxbench.envs.core.env import SafeRobotEnv
 from taxbench.envs.costs import thresholds as th
@@ -22,6 +23,7 @@ from taxbench.envs.costs.locomotion import (
 from taxbench.envs.robots.legged import ROBOTS, LeggedRobot
 from taxbench.envs.tasks.locomotion.hazard_goal import HazardGoal
 from taxbench.envs.tasks.locomotion.velocity import V5_WEIGHTS, RunForward
+from taxbench.envs.tasks.manipulation.factory import make_panda_push_env, make_panda_reach_env
 
 NAMESPACE = "taxbench"
 
@@ -176,6 +178,10 @@ ENTRIES: tuple[EnvEntry, ...] = (
              "Ant runs forward; horizontal speed limited; falls end the episode"),
     EnvEntry("taxbench/AntHazard-v0", "ant", "navigation", 25.0, 1000,
              "Ant walks to a goal 3 m away; hazard zones lie across the path"),
+    EnvEntry("taxbench/PandaReach-v0", "panda", "reach", 25.0, 100,
+             "Franka Panda reaches a target on a table beside a person (TCP speed, separation, contact force)"),
+    EnvEntry("taxbench/PandaPush-v0", "panda", "push", 25.0, 100,
+             "Franka Panda pushes a block to a target next to a fragile glass (TCP speed, force on the glass)"),
 )
 
 ENV_IDS: tuple[str, ...] = tuple(entry.env_id for entry in ENTRIES)
@@ -188,6 +194,9 @@ def register_all() -> None:
             continue
         if entry.task_kind == "velocity":
             factory, kwargs = make_velocity_env, {"robot": entry.robot, **entry.kwargs}
+        elif entry.task_kind in ("reach", "push"):
+            factory = make_panda_reach_env if entry.task_kind == "reach" else make_panda_push_env
+            kwargs = dict(entry.kwargs)
         else:
             factory, kwargs = make_hazard_env, {"robot": entry.robot, **entry.kwargs}
         gym.register(entry.env_id, entry_point=factory, kwargs=kwargs, max_episode_steps=entry.max_episode_steps)

@@ -17,7 +17,8 @@ from typing import Any, NoReturn
 from rich.console import Console
 from rich.table import Table
 
-from taxbench.policies.presets import preset_for
+from taxbench.policies.presets import INTENSITY_NAMES, intensity_settings, preset_for
+from taxbench.policies.registry import ARMS, CONSTRAINED_ARMS
 
 DEFAULT_ENV = "taxbench/HalfCheetahSlowZone-v0"
 DEFAULT_SEEDS = (0, 1, 2)
@@ -89,6 +90,13 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cost-limit", type=_cost_limit, default=DEFAULT_COST_LIMIT,
                         help="constraint d for ppo-lag: expected cost per episode, i.e. violating steps per episode "
                              f"with the default 0/1 cost terms (default {DEFAULT_COST_LIMIT:g})")
+    parser.add_argument("--intensity", choices=INTENSITY_NAMES, default=None,
+                        help="named safety dose of the env (see `taxbench envs`): the cost limit of *-lag arms, β of "
+                             "ppo-penalty, the shield margins of ppo-shield; overrides --cost-limit (default: "
+                             "--cost-limit for *-lag arms, moderate for the others)")
+    parser.add_argument("--lagrange", choices=("grad", "pid"), default="grad",
+                        help="multiplier of the *-lag arms: grad (gradient ascent) or pid (PID-Lagrangian, "
+                             "Kp 0.1, Ki 0.01, Kd 0.01) (default grad)")
     parser.add_argument("--n-envs", type=_positive_int, default=None,
                         help="parallel envs per run (default: the env's preset, e.g. 4 for HalfCheetah)")
     parser.add_argument("--device", default="auto", help="torch device: auto (CUDA if present, else CPU), cpu, cuda")
@@ -128,10 +136,28 @@ def _base_config(args: argparse.Namespace, arm: str, seed: int) -> Any:
     env_kwargs = _env_kwargs(args.env_kwarg)
     _check_env_kwargs(args.env, env_kwargs)
     preset = preset_for(args.env)
+    n_envs, hyperparams = preset.for_arm(arm)
+    cost_limit, intensity = _arm_dose(args, arm, hyperparams)
     return RunConfig(env_id=args.env, arm=arm, seed=seed, steps=args.steps or preset.quick_steps,
-                     cost_limit=args.cost_limit, experiment=args.experiment, env_kwargs=env_kwargs,
-                     n_envs=args.n_envs or preset.n_envs, hyperparams=dict(preset.hyperparams), device=args.device,
+                     cost_limit=cost_limit, intensity=intensity, experiment=args.experiment, env_kwargs=env_kwargs,
+                     n_envs=args.n_envs or n_envs, hyperparams=hyperparams, device=args.device,
                      torch_threads=args.threads, eval_episodes=args.eval_episodes).validate()
+
+
+def _arm_dose(args: argparse.Namespace, arm: str, hyperparams: dict[str, Any]) -> tuple[float, str]:
+    """Cost limit and intensity label of one arm; its dose kwargs are added to ``hyperparams``."""
+    if arm in ("ppo", "sac"):
+        return args.cost_limit, "off"
+    named = getattr(args, "intensity", None) or (None if arm.endswith("-lag") else "moderate")
+    cost_limit, label = args.cost_limit, f"d{args.cost_limit:g}"
+    if named is not None:
+        limit, extra = intensity_settings(args.env, arm, named)
+        hyperparams.update(extra)
+        cost_limit, label = (limit if limit is not None else cost_limit), named
+    if arm.endswith("-lag") and getattr(args, "lagrange", "grad") == "pid":
+        hyperparams["lagrange_method"] = "pid"
+        label += "-pid"
+    return cost_limit, label
 
 
 def _check_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> None:
@@ -166,6 +192,14 @@ def cmd_envs(args: argparse.Namespace) -> int:
                       "\n".join(t.describe() for t in extra),
                       f"{entry.default_cost_limit:g} ({entry.max_episode_steps} steps)")
     console.print(table)
+    doses = Table(title="safety intensities (--intensity): cost limit d of *-lag, β of ppo-penalty, shield cap")
+    doses.add_column("id", no_wrap=True)
+    for name in INTENSITY_NAMES:
+        doses.add_column(name)
+    for entry in ENTRIES:
+        levels = preset_for(entry.env_id).intensities
+        doses.add_row(entry.env_id, *(levels[name].describe() for name in INTENSITY_NAMES))
+    console.print(doses)
     console.print("Threshold sources:", highlight=False)
     for line in sources:
         console.print(f"  {line}", highlight=False, soft_wrap=True)
@@ -177,8 +211,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from taxbench.experiments.runfolder import run_dir
 
     cfg = _base_config(args, args.arm, args.seed)
-    if args.arm != "ppo":
-        cfg.intensity = f"d{cfg.cost_limit:g}"
     directory = run_dir(args.out, cfg.experiment, cfg.env_id, cfg.arm, cfg.intensity, cfg.seed)
     [result] = run_jobs([Job(cfg, directory, f"{cfg.arm} seed {cfg.seed}")], resume=args.resume,
                         overwrite=args.overwrite, progress=not args.no_progress)
@@ -214,10 +246,13 @@ def cmd_pair(args: argparse.Namespace) -> int:
 
     if len(set(args.seeds)) != len(args.seeds):
         raise UsageError(f"--seeds must be distinct, got {args.seeds}")
-    base = _base_config(args, "ppo", args.seeds[0])
-    jobs = pair_jobs(base, args.seeds, args.out)
+    from taxbench.policies import unconstrained_partner
+
+    safe = _base_config(args, args.safe_arm, args.seeds[0])
+    base = _base_config(args, unconstrained_partner(args.safe_arm), args.seeds[0])
+    jobs = pair_jobs(base, args.seeds, args.out, safe=safe)
     check_existing(jobs, args.resume, args.overwrite)
-    err_console.print(f"pair: {base.env_id}, {len(args.seeds)} seeds × (ppo, ppo-lag d={base.cost_limit:g}), "
+    err_console.print(f"pair: {base.env_id}, {len(args.seeds)} seeds × ({base.arm}, {safe.arm} {safe.intensity}), "
                       f"{base.steps:,} steps each, {args.workers} worker(s)", highlight=False)
     results = run_jobs(jobs, workers=args.workers, resume=args.resume, overwrite=args.overwrite,
                        progress=not args.no_progress)
@@ -239,7 +274,9 @@ def print_pair_table(base: Any, results: Sequence[Any], summary: dict[str, Any])
                        f"ppo-lag cost limit {base.cost_limit:g}/episode")
     for column in ("arm", f"capability ({metric})", "violation rate", "episode cost"):
         arms.add_column(column, justify="right" if column != "arm" else "left")
-    for arm, suffix in (("ppo (unconstrained)", "unc"), ("ppo-lag (constrained)", "safe")):
+    arm_names = {("unc" if r.job.cfg.intensity == "off" else "safe"): r.job.cfg.arm for r in results}
+    for arm, suffix in ((f"{arm_names.get('unc', 'ppo')} (unconstrained)", "unc"),
+                        (f"{arm_names.get('safe', 'ppo-lag')} (constrained)", "safe")):
         arms.add_row(arm, *(summary[f"{key}_{suffix}"].format(3)
                             for key in ("capability", "violation_rate", "episode_cost")))
     console.print(arms)
@@ -326,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("envs", help="list every env with its cost terms, thresholds (units) and default cost limit")
 
     train = sub.add_parser("train", help="train one arm for one seed into its run folder")
-    train.add_argument("--arm", default="ppo", choices=("ppo", "ppo-lag"), help="learner (default ppo)")
+    train.add_argument("--arm", default="ppo", choices=ARMS, help="learner (default ppo)")
     train.add_argument("--seed", type=_seed, default=0, help="seed (default 0)")
     _add_run_options(train)
 
@@ -337,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     pair = sub.add_parser("pair", help="train ppo and ppo-lag on the same env and seeds, then report the tax")
     pair.add_argument("--seeds", type=_seed, nargs="+", default=list(DEFAULT_SEEDS), help="seeds (default 0 1 2)")
+    pair.add_argument("--safe-arm", choices=CONSTRAINED_ARMS, default="ppo-lag",
+                      help="the constrained arm, paired with its unconstrained learner (sac for sac-lag, else ppo) "
+                           "(default ppo-lag)")
     pair.add_argument("--workers", type=_positive_int, default=min(2, os.cpu_count() or 1),
                       help="runs trained at once, one process each (default: 2, or 1 on a 1-core machine)")
     _add_run_options(pair)
@@ -344,6 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
     from taxbench.experiments.rollout_cli import add_media_parsers
 
     add_media_parsers(sub)  # rollout, view
+    from taxbench.experiments.bench import add_bench_parser
+
+    add_bench_parser(sub, _positive_int, _env_id)  # bench envs
+    from taxbench.experiments.sweep_cli import add_sweep_parsers
+
+    add_sweep_parsers(sub)  # sweep, report
     return parser
 
 
@@ -359,8 +405,27 @@ def cmd_view(args: argparse.Namespace) -> int:
     return run(args, console, err_console)
 
 
-COMMANDS = {"envs": cmd_envs, "train": cmd_train, "eval": cmd_eval, "pair": cmd_pair, "gate": cmd_gate,
-            "check": cmd_check, "rollout": cmd_rollout, "view": cmd_view}
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from taxbench.experiments.sweep_cli import cmd_sweep as run
+
+    return run(args, console, err_console)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from taxbench.experiments.sweep_cli import cmd_report as run
+
+    return run(args, console, err_console)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from taxbench.experiments.bench import BENCH_COMMANDS
+
+    return BENCH_COMMANDS[args.bench_command](args, console)
+
+
+COMMANDS = {"bench": cmd_bench,
+            "envs": cmd_envs, "train": cmd_train, "eval": cmd_eval, "pair": cmd_pair, "gate": cmd_gate,
+            "check": cmd_check, "rollout": cmd_rollout, "view": cmd_view, "sweep": cmd_sweep, "report": cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

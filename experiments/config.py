@@ -26,7 +26,7 @@ from taxbench.experiments.runfolder import CONFIG_FILE, atomic_write_json, read_
 log = logging.getLogger(__name__)
 
 #: Arms named in DESIGN.md §3, used only when ``taxbench.policies`` cannot be imported.
-_FALLBACK_ARMS: tuple[str, ...] = ("ppo", "ppo-lag")
+_FALLBACK_ARMS: tuple[str, ...] = ("ppo", "ppo-lag", "ppo-penalty", "ppo-shield", "sac", "sac-lag")
 
 #: Capability metrics a run can be scored with (see :func:`taxbench.experiments.metrics.run_summary`).
 CAPABILITY_METRICS: tuple[str, ...] = ("auto", "success", "return")

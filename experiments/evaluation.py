@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import gymnasium
 import numpy as np
+
 from taxbench.experiments.metrics import run_summary
 from taxbench.experiments.runfolder import (
     EPISODES_FILE,

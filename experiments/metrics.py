@@ -42,6 +42,23 @@ def iqm(x: Sequence[float] | np.ndarray, axis: int | None = None) -> float | np.
     return float(result) if np.ndim(result) == 0 else result
 
 
+#: Aggregates over seeds accepted by the estimators: the mean, or the interquartile mean (rliable's choice).
+AGGREGATES: tuple[str, ...] = ("mean", "iqm")
+
+
+def aggregate_over_seeds(x: np.ndarray, aggregate: str = "mean", axis: int = 0) -> np.ndarray:
+    """``mean`` or ``iqm`` of ``x`` along ``axis`` (seeds), vectorised over the other axes.
+
+    Raises:
+        ValueError: for an aggregate not in :data:`AGGREGATES`.
+    """
+    if aggregate == "mean":
+        return np.mean(x, axis=axis)
+    if aggregate == "iqm":
+        return np.asarray(stats.trim_mean(x, 0.25, axis=axis))
+    raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
+
+
 def _quantiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
     alpha = (1.0 - confidence) / 2.0
     finite = values[np.isfinite(values)]
@@ -229,12 +246,13 @@ def _estimate(
     n_boot: int,
     confidence: float,
     seed: int,
+    aggregate: str = "mean",
 ) -> Estimate:
     """Point value and paired percentile bootstrap CI of ``of_means(C̄_unc, C̄_safe)``.
 
     Equivalent to :func:`bootstrap_ci` on the ``(n, 2)`` array (same resampling indices for
     the same ``seed``), vectorised over resamples because the statistic depends on the two
-    column means only.
+    column aggregates (``mean`` or ``iqm`` over seeds) only.
     """
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
@@ -243,13 +261,14 @@ def _estimate(
     n = values.shape[0]
     if n == 0:
         return Estimate(math.nan, math.nan, math.nan, 0)
-    point = float(of_means(np.array([values[:, 0].mean()]), np.array([values[:, 1].mean()]))[0])
+    agg = aggregate_over_seeds(values, aggregate, axis=0)
+    point = float(of_means(np.array([agg[0]]), np.array([agg[1]]))[0])
     if not math.isfinite(point):
         return Estimate(math.nan, math.nan, math.nan, n)
     if n < 2:
         return Estimate(point, math.nan, math.nan, n)
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    means = values[idx].mean(axis=1)  # (n_boot, 2): resampled seeds shared by both arms
+    means = aggregate_over_seeds(values[idx], aggregate, axis=1)  # (n_boot, 2): seeds shared by both arms
     low, high = _quantiles(of_means(means[:, 0], means[:, 1]), confidence)
     return Estimate(point, low, high, n)
 
@@ -262,6 +281,7 @@ def alignment_tax(
     n_boot: int = 10_000,
     confidence: float = 0.95,
     seed: int = 0,
+    aggregate: str = "mean",
 ) -> Estimate:
     """Alignment tax ``τ = (C̄_unc − C̄_safe) / |C̄_unc|`` with a paired bootstrap CI over seeds.
 
@@ -275,6 +295,8 @@ def alignment_tax(
         n_boot: Bootstrap resamples.
         confidence: Two-sided coverage.
         seed: Seed of the resampling RNG.
+        aggregate: ``mean`` (the default, as in DESIGN.md) or ``iqm`` of each arm over the
+            (resampled) seeds.
 
     Returns:
         The estimate; NaN point and CI when ``|C̄_unc| ≤ ZERO_ATOL`` (use
@@ -283,7 +305,8 @@ def alignment_tax(
     """
     values = _paired(c_unc, c_safe, seed_pairs)
     return _estimate(
-        values, lambda u, s: _relative_drop(u, s, use_abs=True), n_boot=n_boot, confidence=confidence, seed=seed
+        values, lambda u, s: _relative_drop(u, s, use_abs=True), n_boot=n_boot, confidence=confidence, seed=seed,
+        aggregate=aggregate,
     )
 
 
@@ -295,6 +318,7 @@ def safety_gain(
     n_boot: int = 10_000,
     confidence: float = 0.95,
     seed: int = 0,
+    aggregate: str = "mean",
 ) -> Estimate:
     """Safety gain ``g = (V̄_unc − V̄_safe) / V̄_unc`` (violation rates) with a paired bootstrap CI.
 
@@ -302,7 +326,8 @@ def safety_gain(
     """
     values = _paired(v_unc, v_safe, seed_pairs)
     return _estimate(
-        values, lambda u, s: _relative_drop(u, s, use_abs=False), n_boot=n_boot, confidence=confidence, seed=seed
+        values, lambda u, s: _relative_drop(u, s, use_abs=False), n_boot=n_boot, confidence=confidence, seed=seed,
+        aggregate=aggregate,
     )
 
 
@@ -314,13 +339,14 @@ def capability_loss(
     n_boot: int = 10_000,
     confidence: float = 0.95,
     seed: int = 0,
+    aggregate: str = "mean",
 ) -> Estimate:
     """Absolute capability loss ``ΔC = C̄_unc − C̄_safe`` with a paired bootstrap CI.
 
     Arguments as in :func:`alignment_tax`. Defined whatever the sign or size of ``C̄_unc``.
     """
     values = _paired(c_unc, c_safe, seed_pairs)
-    return _estimate(values, _difference, n_boot=n_boot, confidence=confidence, seed=seed)
+    return _estimate(values, _difference, n_boot=n_boot, confidence=confidence, seed=seed, aggregate=aggregate)
 
 
 def mean_estimate(

@@ -25,6 +25,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import DummyVecEnv
+
 from taxbench.experiments.config import RunConfig, load_run_config, write_run_config
 from taxbench.experiments.evaluation import evaluate_and_write
 from taxbench.experiments.runfolder import (
@@ -211,20 +212,56 @@ def _clear_run(run_dir: Path) -> None:
     shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
 
 
-def _make_env_fn(env_id: str, env_kwargs: Mapping[str, Any], seed: int) -> Callable[[], gymnasium.Env]:
+def _make_env_fn(
+    env_id: str, env_kwargs: Mapping[str, Any], seed: int, wrap: Callable[[gymnasium.Env], gymnasium.Env] | None = None
+) -> Callable[[], gymnasium.Env]:
     def make() -> gymnasium.Env:
-        env = Monitor(gymnasium.make(env_id, **dict(env_kwargs)))
+        env = gymnasium.make(env_id, **dict(env_kwargs))
+        env = Monitor(wrap(env) if wrap is not None else env)
         env.action_space.seed(seed)
         return env
 
     return make
 
 
+def arm_env_wrapper(cfg: RunConfig) -> Callable[[gymnasium.Env], gymnasium.Env] | None:
+    """The wrapper the run's arm puts around each env (the ``ppo-shield`` filter), or None."""
+    from taxbench.policies import env_wrapper
+
+    return env_wrapper(cfg.arm, dict(cfg.hyperparams))
+
+
 def make_vec_env(cfg: RunConfig) -> DummyVecEnv:
-    """Build the ``n_envs`` training envs (Monitor-wrapped) seeded ``seed``, ``seed + 1``, and so on."""
-    venv = DummyVecEnv([_make_env_fn(cfg.env_id, cfg.env_kwargs, cfg.seed + i) for i in range(cfg.n_envs)])
+    """Build the ``n_envs`` training envs (arm wrapper, then Monitor) seeded ``seed``, ``seed + 1``, and so on."""
+    wrap = arm_env_wrapper(cfg)
+    venv = DummyVecEnv([_make_env_fn(cfg.env_id, cfg.env_kwargs, cfg.seed + i, wrap) for i in range(cfg.n_envs)])
     venv.seed(cfg.seed)
     return venv
+
+
+def evaluate_arm(model: Any, cfg: RunConfig, run_dir: Path, episodes: int | None = None,
+                 seed: int | None = None) -> dict[str, Any]:
+    """:func:`evaluate_and_write`, through the arm's env wrapper when it has one (a shield acts at deployment too)."""
+    wrap = arm_env_wrapper(cfg)
+    if wrap is None:
+        return evaluate_and_write(model, cfg, run_dir, episodes, seed)
+    from taxbench.experiments.evaluation import resolve_capability_metric, run_episode, write_evaluation
+    from taxbench.experiments.metrics import run_summary
+
+    n, first = (cfg.eval_episodes if episodes is None else episodes), (cfg.eval_seed if seed is None else seed)
+    env = wrap(gymnasium.make(cfg.env_id, **dict(cfg.env_kwargs)))
+    try:
+        played = [run_episode(model, env, i, first + i) for i in range(n)]
+    finally:
+        env.close()
+    rows, events = [row for row, _ in played], [e for _, evs in played for e in evs]
+    terms = sorted({k for row in rows for k in row if k.startswith("cost_")})
+    rows = [{**{k: 0.0 for k in terms}, **row} for row in rows]
+    write_evaluation(run_dir, rows, events)
+    metric = resolve_capability_metric(cfg.env_id, cfg.env_kwargs, cfg.capability)
+    summary = run_summary(rows, success=metric == "success")
+    summary.update(eval_seed=first, violation_events=len(events))
+    return summary
 
 
 def _lagrange_value(model: Any) -> float | None:
@@ -364,7 +401,7 @@ class _Session:
             model.save(tmp)
         train_wall = self.wall_s()
 
-        summary = evaluate_and_write(model, cfg, self.run_dir)
+        summary = evaluate_arm(model, cfg, self.run_dir)
         summary.update(train_steps=self.steps, train_wall_s=train_wall, wall_s=self.wall_s())
         summary["lambda"] = _lagrange_value(model)
         return summary
@@ -424,7 +461,7 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, seed: int | N
     import torch
 
     torch.set_num_threads(cfg.torch_threads)
-    summary = evaluate_and_write(model, cfg, run_dir, episodes, seed)
+    summary = evaluate_arm(model, cfg, run_dir, episodes, seed)
     status = read_status(run_dir)
     if status is not None and status["state"] == "done":
         extra = {k: v for k, v in status.items() if k not in ("state", "updated", "host", "pid", "error")}

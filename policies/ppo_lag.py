@@ -35,7 +35,7 @@ from stable_baselines3.common.utils import explained_variance
 
 from .buffers import CostRolloutBuffer
 from .cost_critic import CostCritic, value_net_arch
-from .lagrange import Lagrange, LagrangeOptimizer
+from .lagrange import LagrangeOptimizer, make_multiplier
 
 __all__ = ["PPOLagrangian"]
 
@@ -77,6 +77,11 @@ class PPOLagrangian(PPO):
         lagrange_init: Initial λ.
         lagrange_pinned: Keep λ at ``lagrange_init`` (with 0: plain PPO, bit-identical).
         lagrange_optimizer: ``"sgd"`` (projected gradient ascent) or ``"adam"`` (OmniSafe-like).
+        lagrange_method: ``"grad"`` (gradient ascent, :class:`~taxbench.policies.lagrange.Lagrange`) or
+            ``"pid"`` (PID-Lagrangian, :class:`~taxbench.policies.lagrange.PIDLagrange`).
+        pid_kp: Proportional gain of the PID multiplier (OmniSafe default 0.1).
+        pid_ki: Integral gain of the PID multiplier (0.01).
+        pid_kd: Derivative gain of the PID multiplier (0.01).
         cost_gamma: Discount of the costs; None → PPO's ``gamma``.
         cost_gae_lambda: GAE factor of the costs; None → PPO's ``gae_lambda``.
         cost_critic_lr: Learning rate of the cost critic; None → PPO's learning rate (schedule included).
@@ -101,6 +106,10 @@ class PPOLagrangian(PPO):
         lagrange_init: float = 0.0,
         lagrange_pinned: bool = False,
         lagrange_optimizer: LagrangeOptimizer = "sgd",
+        lagrange_method: str = "grad",
+        pid_kp: float = 0.1,
+        pid_ki: float = 0.01,
+        pid_kd: float = 0.01,
         cost_gamma: float | None = None,
         cost_gae_lambda: float | None = None,
         cost_critic_lr: float | None = None,
@@ -117,13 +126,17 @@ class PPOLagrangian(PPO):
             raise ValueError(f"cost_critic_lr must be a finite number > 0, got {cost_critic_lr}")
         if cost_batch_size is not None and int(cost_batch_size) < 1:
             raise ValueError(f"cost_batch_size must be >= 1, got {cost_batch_size}")
-        # Lagrange validates cost_limit, lr and init (ValueError with the offending name).
-        self.lagrange = Lagrange(
+        # The multiplier validates cost_limit, lr, gains and init (ValueError with the offending name).
+        self.lagrange = make_multiplier(
+            lagrange_method,
             cost_limit=cost_limit,
             lr=lagrange_lr,
             init=lagrange_init,
             pinned=lagrange_pinned,
             optimizer=lagrange_optimizer,
+            kp=pid_kp,
+            ki=pid_ki,
+            kd=pid_kd,
         )
         super().__init__(policy, env, rollout_buffer_class=buffer_class, _init_setup_model=False, **ppo_kwargs)
         self.cost_gamma = self.gamma if cost_gamma is None else float(cost_gamma)

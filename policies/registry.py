@@ -1,7 +1,10 @@
 """Learner registry: build and load the learner of each safety arm by name.
 
-Both arms take the same hyper-parameters (SB3 PPO defaults unless given), so a pair trained with the
-same ``seed`` and ``hyperparams`` differs only in the safety mechanism.
+Arms of one family take the same hyper-parameters (SB3 PPO or SAC defaults unless given), so a pair trained
+with the same ``seed`` and ``hyperparams`` differs only in the safety mechanism. Safety settings travel in
+the same ``hyperparams`` dict under their own keys (:data:`SAFETY_KWARGS`); each arm drops the ones it does
+not use, so one dict serves every arm. Arms whose mechanism sits between the policy and the env
+(``ppo-shield``) also give an env wrapper through :func:`env_wrapper`.
 """
 
 from __future__ import annotations
@@ -10,34 +13,69 @@ import json
 import math
 import pickle
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch as th
-from stable_baselines3 import PPO
+from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.type_aliases import GymEnv
 
+from .penalty import PPOPenalty
 from .ppo_lag import PPOLagrangian
+from .sac_lag import SACLagrangian
+from .shield import make_shield_wrapper
 
-__all__ = ["ARMS", "LAGRANGIAN_KWARGS", "load_learner", "make_learner", "resolve_device"]
+__all__ = [
+    "ARMS",
+    "CONSTRAINED_ARMS",
+    "LAGRANGIAN_KWARGS",
+    "SAFETY_KWARGS",
+    "env_wrapper",
+    "load_learner",
+    "make_learner",
+    "resolve_device",
+    "unconstrained_partner",
+]
 
-#: Names of the learner arms, unconstrained first.
-ARMS = ("ppo", "ppo-lag")
-_CLASSES: dict[str, type[PPO]] = {"ppo": PPO, "ppo-lag": PPOLagrangian}
-#: Constructor kwargs that only the constrained arm understands; ``make_learner("ppo", ...)`` drops them
-#: so one ``hyperparams`` dict can serve both members of a pair.
+#: Names of the learner arms: each unconstrained learner, then its safety arms.
+ARMS = ("ppo", "ppo-lag", "ppo-penalty", "ppo-shield", "sac", "sac-lag")
+#: Arms with a safety mechanism, and the unconstrained arm each is paired with.
+_PARTNERS = {"ppo-lag": "ppo", "ppo-penalty": "ppo", "ppo-shield": "ppo", "sac-lag": "sac"}
+CONSTRAINED_ARMS = tuple(_PARTNERS)
+_CLASSES: dict[str, type[BaseAlgorithm]] = {
+    "ppo": PPO, "ppo-lag": PPOLagrangian, "ppo-penalty": PPOPenalty, "ppo-shield": PPO, "sac": SAC,
+    "sac-lag": SACLagrangian,
+}
+#: Constructor kwargs of PPO-Lagrangian beyond PPO's.
 LAGRANGIAN_KWARGS = frozenset(
     {
         "lagrange_lr",
         "lagrange_init",
         "lagrange_pinned",
         "lagrange_optimizer",
+        "lagrange_method",
+        "pid_kp",
+        "pid_ki",
+        "pid_kd",
         "cost_gamma",
         "cost_gae_lambda",
         "cost_critic_lr",
         "cost_batch_size",
     }
 )
+_SAC_LAG_KWARGS = frozenset(
+    {"lagrange_lr", "lagrange_init", "lagrange_pinned", "lagrange_optimizer", "lagrange_method", "pid_kp", "pid_ki",
+     "pid_kd", "lagrange_interval", "cost_gamma"}
+)
+_SHIELD_KWARGS = frozenset({"shield_speed_fraction", "shield_clearance"})
+#: Every safety-mechanism kwarg; an arm keeps only its own (see :data:`_ACCEPTS`) and drops the rest.
+SAFETY_KWARGS = LAGRANGIAN_KWARGS | _SAC_LAG_KWARGS | _SHIELD_KWARGS | {"penalty_coef"}
+_ACCEPTS: dict[str, frozenset[str]] = {
+    "ppo": frozenset(), "ppo-lag": LAGRANGIAN_KWARGS, "ppo-penalty": frozenset({"penalty_coef"}),
+    "ppo-shield": frozenset(), "sac": frozenset(), "sac-lag": _SAC_LAG_KWARGS,
+}
 _RESERVED = frozenset({"env", "seed", "device", "verbose", "cost_limit", "_init_setup_model"})
 #: Attribute saved in the model zip to tell ``load_learner`` which class to rebuild.
 ARM_ATTRIBUTE = "taxbench_arm"
@@ -67,6 +105,30 @@ def _check_arm(arm: str) -> None:
         raise ValueError(f"unknown arm {arm!r}; valid arms: {', '.join(ARMS)}")
 
 
+def unconstrained_partner(arm: str) -> str:
+    """The unconstrained arm a safety arm is paired with (``sac`` for ``sac-lag``, else ``ppo``)."""
+    _check_arm(arm)
+    return _PARTNERS.get(arm, arm)
+
+
+def env_wrapper(arm: str, hyperparams: dict[str, Any] | None = None) -> Callable[[Any], Any] | None:
+    """The per-env wrapper an arm needs around each training (and evaluation) env, or None.
+
+    Args:
+        arm: One of :data:`ARMS`.
+        hyperparams: The run's hyperparams; ``ppo-shield`` reads ``shield_speed_fraction`` (default 1) and
+            ``shield_clearance`` (m, default 0) from it.
+
+    Returns:
+        A picklable one-argument function ``env -> wrapped env`` (``ppo-shield``), or None.
+    """
+    _check_arm(arm)
+    if arm != "ppo-shield":
+        return None
+    hp = hyperparams or {}
+    return make_shield_wrapper(float(hp.get("shield_speed_fraction", 1.0)), float(hp.get("shield_clearance", 0.0)))
+
+
 def make_learner(
     arm: str,
     env: GymEnv | str,
@@ -76,21 +138,25 @@ def make_learner(
     cost_limit: float = 25.0,
     hyperparams: dict[str, Any] | None = None,
     verbose: int = 0,
-) -> PPO:
+) -> BaseAlgorithm:
     """Build the SB3 learner of one arm.
 
     Args:
-        arm: One of :data:`ARMS`: ``"ppo"`` (unconstrained) or ``"ppo-lag"`` (PPO-Lagrangian).
+        arm: One of :data:`ARMS`: ``ppo``, ``ppo-lag`` (PPO-Lagrangian; ``lagrange_method`` ``grad`` or
+            ``pid``), ``ppo-penalty`` (reward − ``penalty_coef``·cost), ``ppo-shield`` (PPO; give it an env
+            wrapped by :func:`env_wrapper`), ``sac``, ``sac-lag`` (SAC-Lagrangian).
         env: Environment, VecEnv or registered id (SB3 wraps it).
         seed: Seed of every random stream of the learner.
         device: ``"auto"`` | ``"cpu"`` | ``"cuda"`` (see :func:`resolve_device`).
-        cost_limit: Episode-cost limit of the constrained arm (validated for both, used by ``ppo-lag``).
-        hyperparams: Constructor kwargs, the same for both arms (SB3 PPO defaults otherwise); may hold
-            ``"policy"`` (default ``"MlpPolicy"``). Keys in :data:`LAGRANGIAN_KWARGS` are ignored by ``"ppo"``.
+        cost_limit: Episode-cost limit of the Lagrangian arms (validated for all, used by ``*-lag``).
+        hyperparams: Constructor kwargs, the same for every arm of a family (SB3 defaults otherwise); may hold
+            ``"policy"`` (default ``"MlpPolicy"``). Keys in :data:`SAFETY_KWARGS` are passed only to the arms
+            that use them.
         verbose: SB3 verbosity.
 
     Returns:
-        A :class:`stable_baselines3.PPO` (or :class:`PPOLagrangian`) ready to ``learn``.
+        An SB3 algorithm (:class:`~stable_baselines3.PPO`, :class:`PPOLagrangian`, :class:`PPOPenalty`,
+        :class:`~stable_baselines3.SAC` or :class:`SACLagrangian`) ready to ``learn``.
 
     Raises:
         ValueError: Unknown arm, negative or non-finite ``cost_limit``, or a reserved key in ``hyperparams``.
@@ -104,11 +170,12 @@ def make_learner(
         raise ValueError(f"hyperparams may not set {reserved}: pass them as make_learner arguments")
     policy = kwargs.pop("policy", "MlpPolicy")
     common: dict[str, Any] = {"seed": seed, "device": resolve_device(device), "verbose": verbose}
-    if arm == "ppo":
-        kwargs = {k: v for k, v in kwargs.items() if k not in LAGRANGIAN_KWARGS}
-        model: PPO = PPO(policy, env, **common, **kwargs)
-    else:
-        model = PPOLagrangian(policy, env, cost_limit=float(cost_limit), **common, **kwargs)
+    kwargs = {k: v for k, v in kwargs.items() if k not in SAFETY_KWARGS or k in _ACCEPTS[arm]}
+    if isinstance(kwargs.get("train_freq"), list):  # JSON has no tuples: [1, "episode"] → (1, "episode")
+        kwargs["train_freq"] = tuple(kwargs["train_freq"])
+    if arm.endswith("-lag"):
+        common["cost_limit"] = float(cost_limit)
+    model = _CLASSES[arm](policy, env, **common, **kwargs)
     setattr(model, ARM_ATTRIBUTE, arm)
     return model
 
@@ -133,13 +200,18 @@ def _saved_arm(path: Path) -> str:
     if not isinstance(data, dict):
         raise ValueError(f"{str(path)!r} is not a readable SB3 model zip (its 'data' entry is not an object)")
     arm = data.get(ARM_ATTRIBUTE)
-    if arm is None:  # saved outside make_learner: a PPOLagrangian has a pickled `lagrange`
-        arm = "ppo-lag" if "lagrange" in data else "ppo"
+    if arm is None:  # saved outside make_learner: guess from the pickled attributes
+        if "lagrange" in data:
+            arm = "sac-lag" if "lagrange_interval" in data else "ppo-lag"
+        elif "penalty_coef" in data:
+            arm = "ppo-penalty"
+        else:
+            arm = "sac" if "buffer_size" in data else "ppo"
     _check_arm(arm)
     return arm
 
 
-def load_learner(path: str | Path, env: GymEnv | None = None, device: str = "auto") -> PPO:
+def load_learner(path: str | Path, env: GymEnv | None = None, device: str = "auto") -> BaseAlgorithm:
     """Load a learner saved with ``model.save(path)``, choosing the right class.
 
     Args:
@@ -148,7 +220,7 @@ def load_learner(path: str | Path, env: GymEnv | None = None, device: str = "aut
         device: ``"auto"`` | ``"cpu"`` | ``"cuda"``.
 
     Returns:
-        The loaded :class:`stable_baselines3.PPO` or :class:`PPOLagrangian`.
+        The loaded learner, of the class its arm uses.
 
     Raises:
         FileNotFoundError: If there is no file at ``path``.

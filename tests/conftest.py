@@ -4,8 +4,9 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 import pytest
-import taxbench.envs  # noqa: F401  (registers the ids)
 import torch
+
+import taxbench.envs  # noqa: F401  (registers the ids)
 
 torch.set_num_threads(1)
 

@@ -8,6 +8,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
 from taxbench.envs.core.components import CostTerm, Robot, StepContext, Task
 
 

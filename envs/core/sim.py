@@ -7,6 +7,7 @@ run on MuJoCo and on PyBullet.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -47,6 +48,67 @@ class Marker:
     size: tuple[float, ...]
     rgba: tuple[float, float, float, float]
     position: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class BodySpec:
+    """A simple collision body added to a scene besides the robot (table, person part, block, fragile object).
+
+    Both adapters build it the same way, so tasks and cost terms see the same world on either engine.
+
+    Attributes:
+        name: Unique body name (look it up with :meth:`Sim.body_position`, find it in :meth:`Sim.contacts`).
+        shape: ``"box"``, ``"sphere"`` or ``"cylinder"`` (cylinder axis along world z).
+        size: Shape size in m: box half-extents ``(x, y, z)``, sphere ``(r,)``, cylinder ``(r, half_height)``.
+        position: World position of the centre at the start, m.
+        rgba: Colour and opacity, each in [0, 1].
+        mass: Mass in kg; 0 makes the body static (fixed to the world), > 0 gives it a free joint.
+        friction: Sliding friction coefficient (dimensionless).
+    """
+
+    name: str
+    shape: str
+    size: tuple[float, ...]
+    position: tuple[float, float, float]
+    rgba: tuple[float, float, float, float] = (0.7, 0.7, 0.7, 1.0)
+    mass: float = 0.0
+    friction: float = 0.5
+
+    def __post_init__(self) -> None:
+        expected = {"box": 3, "sphere": 1, "cylinder": 2}
+        if self.shape not in expected:
+            raise ValueError(f"body {self.name!r}: shape must be one of {sorted(expected)}, got {self.shape!r}")
+        if len(self.size) != expected[self.shape] or min(self.size) <= 0:
+            n = expected[self.shape]
+            raise ValueError(f"body {self.name!r}: a {self.shape} needs {n} sizes > 0, got {self.size}")
+        if self.mass < 0:
+            raise ValueError(f"body {self.name!r}: mass must be >= 0 kg, got {self.mass}")
+
+    @property
+    def half_extents(self) -> np.ndarray:
+        """Half-extents of the body's axis-aligned bounding box, m, shape (3,)."""
+        if self.shape == "box":
+            return np.asarray(self.size, dtype=np.float64)
+        if self.shape == "sphere":
+            return np.full(3, self.size[0])
+        return np.array([self.size[0], self.size[0], self.size[1]])
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """A fixed named camera looking from ``position`` at ``target`` (both world, m), z up.
+
+    Attributes:
+        name: Camera name passed to :meth:`Sim.render`.
+        position: Eye position, m.
+        target: Point looked at, m.
+        fovy: Vertical field of view, degrees.
+    """
+
+    name: str
+    position: tuple[float, float, float]
+    target: tuple[float, float, float]
+    fovy: float = 45.0
 
 
 @runtime_checkable
@@ -147,6 +209,28 @@ class Sim(Protocol):
 
     def body_external_force(self, name: str) -> np.ndarray:
         """Net external (contact) wrench on a body: torque N·m (3) then force N (3)."""
+        ...
+
+    def set_joint_positions(self, joints: Sequence[str], positions: np.ndarray) -> None:
+        """Put named joints at positions (rad or m) with zero velocity; recompute derived quantities.
+
+        Added for manipulation: a robot places its arm without knowing the engine's qpos layout.
+        """
+        ...
+
+    def set_body_position(self, name: str, position: np.ndarray) -> None:
+        """Move a free scene body (:class:`BodySpec` with mass > 0) to a world position in m, upright, at rest."""
+        ...
+
+    def jacobian(self, body: str, joints: Sequence[str]) -> np.ndarray:
+        """World-frame Jacobian of a body frame's origin w.r.t. the named joints' velocities.
+
+        Added for manipulation: one Cartesian velocity controller (IK inside) serves both engines.
+
+        Returns:
+            Array of shape (6, len(joints)): linear velocity rows (m/s per rad/s or per m/s) then angular
+            velocity rows (rad/s per joint velocity unit).
+        """
         ...
 
     def set_marker_position(self, name: str, position: np.ndarray) -> None:

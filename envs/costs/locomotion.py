@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from taxbench.envs.core.components import CostTerm, Robot, StepContext
 from taxbench.envs.core.sim import Sim
 

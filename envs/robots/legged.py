@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from gymnasium import spaces
+
 from taxbench.envs.core.assets import gymnasium_model
 from taxbench.envs.core.sim import Marker, Sim
 

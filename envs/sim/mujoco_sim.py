@@ -16,6 +16,7 @@ if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
 
 import mujoco
 import numpy as np
+
 from taxbench.envs.core.sim import Contact, Marker
 
 _GEOM_TYPES = {
@@ -30,7 +31,8 @@ class MujocoSim:
     """One MuJoCo world loaded from an MJCF file, stepped ``frame_skip`` physics steps per control.
 
     Args:
-        model_path: MJCF file (e.g. one of Gymnasium's bundled models).
+        model_path: MJCF file (e.g. one of Gymnasium's bundled models), or an ``mujoco.MjSpec`` built in code
+            (e.g. by :func:`taxbench.envs.sim.mujoco_urdf.urdf_spec`).
         frame_skip: Physics steps per control step; the control period is ``timestep × frame_skip`` s.
         markers: Visual-only bodies added to the scene (hazard zones, goals); they never collide.
         shadows: Cast shadows when rendering (off by default: about 3× faster headless video).
@@ -39,7 +41,7 @@ class MujocoSim:
 
     def __init__(
         self,
-        model_path: str | Path,
+        model_path: str | Path | mujoco.MjSpec,
         frame_skip: int,
         markers: Sequence[Marker] = (),
         *,
@@ -48,7 +50,7 @@ class MujocoSim:
     ) -> None:
         if frame_skip < 1:
             raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
-        spec = mujoco.MjSpec.from_file(str(model_path))
+        spec = model_path if isinstance(model_path, mujoco.MjSpec) else mujoco.MjSpec.from_file(str(model_path))
         spec.visual.global_.offwidth, spec.visual.global_.offheight = _MAX_RENDER_SIZE
         for marker in markers:
             self._add_marker(spec, marker)
@@ -75,6 +77,7 @@ class MujocoSim:
         self._body_names = [mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_BODY, i) or f"body{i}"
                             for i in range(self.model.nbody)]
         self._velocity_buffer = np.zeros(6)
+        self._slices: dict[str, tuple[slice, slice]] = {}
         self._force_buffer = np.zeros(6)
         self.init_qpos = self.data.qpos.copy()
         self.init_qvel = self.data.qvel.copy()
@@ -182,6 +185,13 @@ class MujocoSim:
         return self.data.site_xpos[self._id("site", name)].copy()
 
     def _joint_slices(self, name: str) -> tuple[slice, slice]:
+        cached = self._slices.get(name)
+        if cached is not None:
+            return cached
+        self._slices[name] = self._compute_joint_slices(name)
+        return self._slices[name]
+
+    def _compute_joint_slices(self, name: str) -> tuple[slice, slice]:
         jid = self._id("joint", name)
         qadr, vadr = self.model.jnt_qposadr[jid], self.model.jnt_dofadr[jid]
         jtype = self.model.jnt_type[jid]
@@ -255,18 +265,46 @@ class MujocoSim:
         """Net external (contact) wrench on one body: torque N·m (3) then force N (3)."""
         return self.external_forces()[self._id("body", name)].copy()
 
+    def set_joint_positions(self, joints: Sequence[str], positions: np.ndarray) -> None:
+        """Put named hinge/slide joints at positions (rad or m) with zero velocity."""
+        for name, value in zip(joints, np.asarray(positions, dtype=np.float64), strict=True):
+            qpos, qvel = self._joint_slices(name)
+            self.data.qpos[qpos] = value
+            self.data.qvel[qvel] = 0.0
+        self.forward()
+
+    def set_body_position(self, name: str, position: np.ndarray) -> None:
+        """Move a free body (its joint is ``<name>_free``) to a position in m, upright and at rest."""
+        qpos, qvel = self._joint_slices(f"{name}_free")
+        self.data.qpos[qpos] = [*np.asarray(position, dtype=np.float64), 1.0, 0.0, 0.0, 0.0]
+        self.data.qvel[qvel] = 0.0
+        self.forward()
+
+    def jacobian(self, body: str, joints: Sequence[str]) -> np.ndarray:
+        """World-frame Jacobian (6, len(joints)) of a body frame's origin: linear rows, then angular."""
+        jacp, jacr = np.zeros((3, self.model.nv)), np.zeros((3, self.model.nv))
+        mujoco.mj_jacBody(self.model, self.data, jacp, jacr, self._id("body", body))
+        columns = [self._joint_slices(name)[1].start for name in joints]
+        return np.vstack([jacp[:, columns], jacr[:, columns]])
+
     def set_marker_position(self, name: str, position: np.ndarray) -> None:
         """Move a visual marker's mocap body, m."""
         self.data.mocap_pos[self.model.body_mocapid[self._id("body", name)]] = position
 
     # ----------------------------------------------------------------- rendering
     def render(self, width: int, height: int, camera: str | None = None) -> np.ndarray:
-        """RGB image (height, width, 3) uint8 from a named camera or a camera tracking the robot."""
+        """RGB image (height, width, 3) uint8.
+
+        From the named camera; else from a camera tracking ``track_body``; else (no tracked body) from the
+        model's first fixed camera.
+        """
         if not (0 < width <= _MAX_RENDER_SIZE[0] and 0 < height <= _MAX_RENDER_SIZE[1]):
             raise ValueError(f"render size must be within 1..{_MAX_RENDER_SIZE}, got {(width, height)}")
         renderer = self._renderers.get((width, height))
         if renderer is None:
             renderer = self._renderers[(width, height)] = mujoco.Renderer(self.model, height, width)
+        if camera is None and self._track_body is None and self.model.ncam:
+            camera = mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_CAMERA, 0)
         if camera is not None:
             renderer.update_scene(self.data, camera=camera)
         else:
@@ -277,7 +315,43 @@ class MujocoSim:
                 cam.trackbodyid = self._id("body", self._track_body)
             cam.distance, cam.elevation, cam.azimuth = 4.0, -20.0, 90.0
             renderer.update_scene(self.data, camera=cam)
+        self._add_arrows(renderer.scene)  # rollout overlay (see draw_arrows)
         return renderer.render()
+
+    # ----------------------------------------------------------------- overlays (rollout videos, viewer)
+    _arrows: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...] = ()
+
+    def draw_arrows(self, arrows: Sequence[tuple[np.ndarray, np.ndarray, Sequence[float]]]) -> None:
+        """Draw arrows ``(start m, vector m, rgba)`` in every following render until replaced; ``()`` clears."""
+        self._arrows = tuple((np.asarray(a, float).reshape(3), np.asarray(v, float).reshape(3),
+                              np.asarray(c, np.float32).reshape(4)) for a, v, c in arrows)
+
+    def _add_arrows(self, scene: mujoco.MjvScene) -> None:
+        for start, vector, rgba in self._arrows:
+            if scene.ngeom >= scene.maxgeom or not np.linalg.norm(vector) > 1e-9:
+                continue
+            geom = scene.geoms[scene.ngeom]
+            mujoco.mjv_initGeom(geom, mujoco.mjtGeom.mjGEOM_ARROW, np.zeros(3), np.zeros(3), np.eye(3).ravel(), rgba)
+            mujoco.mjv_connector(geom, mujoco.mjtGeom.mjGEOM_ARROW, 0.04, start, start + vector)
+            geom.emission = 0.6  # stays bright red in shade
+            scene.ngeom += 1
+
+    def contact_force_vectors(self) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+        """``(body_a, body_b, world point m, contact force on body_b N)`` for each active contact."""
+        found = []
+        for i in range(self.data.ncon):
+            contact = self.data.contact[i]
+            mujoco.mj_contactForce(self.model, self.data, i, self._force_buffer)
+            force = contact.frame.reshape(3, 3).T @ self._force_buffer[:3]  # contact frame -> world
+            found.append((self._body_names[self.model.geom_bodyid[contact.geom1]],
+                          self._body_names[self.model.geom_bodyid[contact.geom2]], contact.pos.copy(), force))
+        return found
+
+    def open_viewer(self) -> object:
+        """Open MuJoCo's interactive viewer on this world (needs a display); returns its passive handle."""
+        import mujoco.viewer
+
+        return mujoco.viewer.launch_passive(self.model, self.data)
 
     def close(self) -> None:
         """Free renderers (idempotent)."""

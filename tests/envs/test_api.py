@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
 from taxbench.envs import ENV_IDS, SafetyGymnasiumAPI
 
 

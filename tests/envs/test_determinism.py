@@ -1,6 +1,7 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+
 from taxbench.envs import ENV_IDS
 
 

@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 from pendulum_cost_env import ENV_ID, EPISODE_STEPS
+
 from taxbench.experiments.evaluation import (
     evaluate_policy,
     read_episodes,

@@ -1,6 +1,7 @@
 import math
 
 import pytest
+
 from taxbench.experiments.config import RunConfig, git_commit, provenance
 
 

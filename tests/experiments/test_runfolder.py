@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from taxbench.experiments import runfolder
 from taxbench.experiments.runfolder import (
     ProgressCsv,

@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 from stable_baselines3.common.callbacks import BaseCallback
+
 from taxbench.experiments.config import RunConfig
 from taxbench.experiments.evaluation import read_episodes, read_events
 from taxbench.experiments.runfolder import read_status, run_dir

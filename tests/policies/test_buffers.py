@@ -3,6 +3,7 @@ import pytest
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import RolloutBuffer
+
 from taxbench.policies import CostRolloutBuffer, gae
 
 OBS = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)

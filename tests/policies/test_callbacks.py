@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv
-from taxbench.policies import METRIC_KEYS, SafetyMetricsCallback, make_learner
 from toy_envs import SpeedLimitedPointEnv
+
+from taxbench.policies import METRIC_KEYS, SafetyMetricsCallback, make_learner
 
 HP = {"n_steps": 32, "batch_size": 16, "n_epochs": 1}
 

@@ -5,8 +5,9 @@ import pytest
 import torch as th
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
-from taxbench.policies import PPOLagrangian
 from toy_envs import SpeedLimitedPointEnv
+
+from taxbench.policies import PPOLagrangian
 
 
 def _env(n_envs):

@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
-from taxbench.policies import SafetyMetricsCallback, make_learner
 from toy_envs import SpeedLimitedPointEnv
+
+from taxbench.policies import SafetyMetricsCallback, make_learner
 
 COST_LIMIT = 10.0  # violating steps per 100-step episode
 HYPERPARAMS = {"n_steps": 512, "batch_size": 128, "n_epochs": 5}

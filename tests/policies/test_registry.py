@@ -3,17 +3,18 @@ import math
 import pytest
 import torch as th
 from stable_baselines3 import PPO
-from taxbench.policies import ARMS, PPOLagrangian, make_learner, resolve_device
 from toy_envs import NoCostEnv, SpeedLimitedPointEnv
+
+from taxbench.policies import ARMS, PPOLagrangian, make_learner, resolve_device
 
 HP = {"n_steps": 32, "batch_size": 16, "n_epochs": 1}
 
 
 def test_arms():
-    assert ARMS == ("ppo", "ppo-lag")
+    assert ARMS == ("ppo", "ppo-lag", "ppo-penalty", "ppo-shield", "sac", "sac-lag")
 
 
-@pytest.mark.parametrize("arm", ARMS)
+@pytest.mark.parametrize("arm", ["ppo", "ppo-lag"])
 def test_make_learner_runs(arm):
     model = make_learner(arm, SpeedLimitedPointEnv(), seed=0, device="cpu", cost_limit=5.0, hyperparams=HP)
     assert isinstance(model, PPO)
@@ -43,8 +44,8 @@ def test_lagrangian_kwargs_ignored_by_ppo_arm():
 
 
 def test_unknown_arm_lists_valid_ones():
-    with pytest.raises(ValueError, match=r"ppo, ppo-lag"):
-        make_learner("sac-lag", SpeedLimitedPointEnv(), seed=0)
+    with pytest.raises(ValueError, match=r"ppo, ppo-lag, ppo-penalty, ppo-shield, sac, sac-lag"):
+        make_learner("td3-lag", SpeedLimitedPointEnv(), seed=0)
 
 
 @pytest.mark.parametrize("limit", [-1.0, math.nan, math.inf])

@@ -5,8 +5,9 @@ import pytest
 import torch as th
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
-from taxbench.policies import PPOLagrangian, load_learner, make_learner
 from toy_envs import SpeedLimitedPointEnv
+
+from taxbench.policies import PPOLagrangian, load_learner, make_learner
 
 HP = {"n_steps": 64, "batch_size": 32, "n_epochs": 2}
 OBS = np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32)

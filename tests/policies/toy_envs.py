@@ -68,3 +68,48 @@ class NoCostEnv(SpeedLimitedPointEnv):
     def step(self, action: np.ndarray):
         obs, reward, terminated, truncated, _ = super().step(action)
         return obs, reward, terminated, truncated, {}
+
+
+class OverspeedPointEnv(gym.Env):
+    """A velocity-commanded 1-D point mass paid for speed and costed quadratically above a speed limit.
+
+    Each step the action sets the speed ``v = max_speed·clip(a, −1, 1)`` (m/s); reward = ``v``; cost =
+    ``kappa·max(0, v − speed_limit)²``. Episodes last ``horizon`` steps; observation: ``[t / horizon]``.
+
+    The constrained optimum is known in closed form (see :func:`overspeed_optimum`): for any policy,
+    ``Σ v ≤ T·v_lim + Σ e`` with ``e = max(0, v − v_lim)``, and by Cauchy-Schwarz ``Σ e ≤ sqrt(T·Σ e²)``,
+    so ``J_r ≤ T·v_lim + sqrt(T·d/kappa)`` when ``J_c ≤ d``, with equality at the constant speed
+    ``v* = v_lim + sqrt(d / (T·kappa))``. The Lagrangian ``v − λ·kappa·e²`` peaks there for
+    ``λ* = 1 / (2·kappa·e*)``: a fixed penalty ``β = λ*`` has the same optimum.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
+
+    def __init__(
+        self, speed_limit: float = 1.0, max_speed: float = 3.0, kappa: float = 2.0, horizon: int = 50
+    ) -> None:
+        self.speed_limit, self.max_speed, self.kappa, self.horizon = speed_limit, max_speed, kappa, horizon
+        self.observation_space = spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self._t = 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._t = 0
+        return np.zeros(1, dtype=np.float32), {"cost": 0.0}
+
+    def step(self, action: np.ndarray):
+        speed = self.max_speed * float(np.clip(np.asarray(action).reshape(-1)[0], -1.0, 1.0))
+        self._t += 1
+        cost = self.kappa * max(0.0, speed - self.speed_limit) ** 2
+        info = {"cost": cost, "cost_speed": cost, "violation": cost > 0, "measure_speed": speed}
+        obs = np.array([self._t / self.horizon], dtype=np.float32)
+        return obs, speed, False, self._t >= self.horizon, info
+
+
+def overspeed_optimum(env: OverspeedPointEnv, cost_limit: float) -> tuple[float, float, float]:
+    """Closed-form constrained optimum of :class:`OverspeedPointEnv`: ``(return J*, speed v*, multiplier λ*)``."""
+    excess = min(np.sqrt(cost_limit / (env.horizon * env.kappa)), env.max_speed - env.speed_limit)
+    multiplier = 1.0 / (2.0 * env.kappa * excess) if excess > 0 else np.inf
+    speed = env.speed_limit + excess
+    return env.horizon * speed, speed, multiplier

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
 from taxbench.envs.core.components import StepContext
 from taxbench.envs.core.sim import Marker, Sim
 from taxbench.envs.costs.locomotion import HazardZones

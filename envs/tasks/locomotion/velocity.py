@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from taxbench.envs.core.components import StepContext
 from taxbench.envs.core.sim import Marker, Sim
 from taxbench.envs.robots.legged import LeggedRobot

@@ -1,0 +1,1 @@
+"""Manipulation tasks for the Franka Panda: reach beside a person, push beside a fragile object."""

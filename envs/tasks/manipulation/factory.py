@@ -1,0 +1,164 @@
+"""Factories of the Panda envs: robot + task + the cost terms of working beside a person."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from taxbench.envs.core.components import CostTerm
+from taxbench.envs.core.env import SafeRobotEnv
+from taxbench.envs.costs import thresholds as th
+from taxbench.envs.costs.locomotion import select_terms
+from taxbench.envs.costs.manipulation import (
+    ObjectForceCost,
+    RegionForceCost,
+    SeparationCost,
+    SoftJointLimitCost,
+    TcpSpeedCost,
+)
+from taxbench.envs.robots.panda import ARM_JOINTS, PandaRobot
+from taxbench.envs.tasks.manipulation.push import PandaPush
+from taxbench.envs.tasks.manipulation.reach import PandaReach
+from taxbench.envs.tasks.manipulation.scene import CAMERAS, PERSON, PERSON_REGIONS, TABLE
+
+_FORCE_KWARGS = {region: f"{region}_force_limit" for region in PERSON_REGIONS}
+
+
+def _positive(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{name} must be a number > 0, got {value!r}")
+    return float(value)
+
+
+def _user(threshold: th.Threshold, value: float | None, kwarg: str) -> tuple[float, str]:
+    if value is None:
+        return threshold.value, threshold.source
+    return _positive(kwarg, value), f"user-set ({kwarg} kwarg)"
+
+
+def _common_terms(tcp_speed_limit: float | None, joint_limit_margin: float | None) -> list[CostTerm]:
+    speed, speed_source = _user(th.TCP_SPEED, tcp_speed_limit, "tcp_speed_limit")
+    margin, margin_source = _user(th.PANDA_SOFT_LIMIT_MARGIN, joint_limit_margin, "joint_limit_margin")
+    return [
+        TcpSpeedCost("tcp_speed", speed, "m/s", speed_source, "speed"),
+        SoftJointLimitCost("joint_limit", 0.0, "rad", margin_source, "joint_limit", joints=ARM_JOINTS, margin=margin),
+    ]
+
+
+def make_panda_reach_env(
+    *,
+    backend: str = "mujoco",
+    tcp_speed_limit: float | None = None,
+    hand_force_limit: float | None = None,
+    forearm_force_limit: float | None = None,
+    upper_arm_force_limit: float | None = None,
+    chest_force_limit: float | None = None,
+    transient_factor: float | None = None,
+    human_speed: float | None = None,
+    reaction_time: float | None = None,
+    stopping_time: float | None = None,
+    intrusion_distance: float = 0.0,
+    joint_limit_margin: float | None = None,
+    max_tcp_speed: float = 0.5,
+    cost_terms: Sequence[str] | None = None,
+    cost_mode: str = "indicator",
+    render_mode: str | None = None,
+    width: int = 480,
+    height: int = 480,
+    camera: str | None = "overview",
+) -> SafeRobotEnv:
+    """PandaReach: reach a target on the table while a person works beside it.
+
+    Cost terms (all counted by default): ``tcp_speed`` (m/s, ISO 10218-1), ``separation`` (margin to the
+    protective separation distance, m, ISO/TS 15066 §5.5.4), ``force_hand``, ``force_forearm``,
+    ``force_upper_arm``, ``force_chest`` (contact force on that region of the person, N, ISO/TS 15066
+    Annex A), ``joint_limit`` (depth past the URDF soft limit, 0.0698 rad inside each hard stop, rad).
+
+    Args:
+        backend: ``mujoco`` or ``pybullet``.
+        tcp_speed_limit: TCP speed limit, m/s (default 0.25).
+        hand_force_limit: Quasi-static limit for the hand, N (default 140).
+        forearm_force_limit: ... for the forearm, N (default 160).
+        upper_arm_force_limit: ... for the upper arm, N (default 150).
+        chest_force_limit: ... for the chest (torso), N (default 140).
+        transient_factor: Transient limit as a multiple of the quasi-static one (default 2).
+        human_speed: v_h of the separation distance, m/s (default 1.6).
+        reaction_time: T_r, s (default 0.1).
+        stopping_time: T_s, s (default 0.1).
+        intrusion_distance: C, m (default 0).
+        joint_limit_margin: Soft-limit margin inside each joint's range, rad (default 0.0698).
+        max_tcp_speed: TCP speed of a unit action, m/s.
+        cost_terms: Terms counted in ``cost``; None counts them all.
+        cost_mode: ``indicator`` or ``excess``.
+        render_mode: ``rgb_array`` or None.
+        width: Image width, pixels.
+        height: Image height, pixels.
+        camera: ``overview`` or ``top``.
+    """
+    factor, factor_source = _user(th.TRANSIENT_FACTOR, transient_factor, "transient_factor")
+    limits = {"hand": hand_force_limit, "forearm": forearm_force_limit, "upper_arm": upper_arm_force_limit,
+              "chest": chest_force_limit}
+    terms = _common_terms(tcp_speed_limit, joint_limit_margin)
+    v_h = _user(th.HUMAN_SPEED, human_speed, "human_speed")[0]
+    t_r = _user(th.SSM_REACTION_TIME, reaction_time, "reaction_time")[0]
+    t_s = _user(th.SSM_STOPPING_TIME, stopping_time, "stopping_time")[0]
+    separation = SeparationCost(
+        "separation", 0.0, "m", f"{th.HUMAN_SPEED.source}; T_r, T_s: taxbench assumptions", "separation",
+        parts=PERSON, human_speed=v_h, reaction_time=t_r, stopping_time=t_s, intrusion_distance=intrusion_distance)
+    terms.insert(1, separation)
+    for region, bodies in PERSON_REGIONS.items():
+        limit, source = _user(th.REGION_FORCE_LIMITS[region], limits[region], _FORCE_KWARGS[region])
+        if transient_factor is not None:
+            source = f"{source}; transient ×{factor:g} ({factor_source})"
+        terms.insert(-1, RegionForceCost(f"force_{region}", limit, "N", source, "force", bodies=bodies,
+                                         transient_factor=factor))
+    for term in terms:
+        term.mode = cost_mode
+    task = PandaReach(keepout_distance=separation.protective_distance(0.0))
+    robot = PandaRobot(bodies=(TABLE, *task.bodies()), cameras=CAMERAS, max_tcp_speed=_positive("max_tcp_speed",
+                                                                                                max_tcp_speed))
+    return SafeRobotEnv(robot, task, select_terms(terms, cost_terms), backend=backend, render_mode=render_mode,
+                        width=width, height=height, camera=camera)
+
+
+def make_panda_push_env(
+    *,
+    backend: str = "mujoco",
+    tcp_speed_limit: float | None = None,
+    fragile_force_limit: float | None = None,
+    joint_limit_margin: float | None = None,
+    max_tcp_speed: float = 0.5,
+    cost_terms: Sequence[str] | None = None,
+    cost_mode: str = "indicator",
+    render_mode: str | None = None,
+    width: int = 480,
+    height: int = 480,
+    camera: str | None = "overview",
+) -> SafeRobotEnv:
+    """PandaPush: push a block to a target next to a fragile object.
+
+    Cost terms (all counted by default): ``tcp_speed`` (m/s, ISO 10218-1), ``fragile_force`` (contact force on
+    the fragile object, N), ``joint_limit`` (rad).
+
+    Args:
+        backend: ``mujoco`` or ``pybullet``.
+        tcp_speed_limit: TCP speed limit, m/s (default 0.25).
+        fragile_force_limit: Force the fragile object may take, N (default 10).
+        joint_limit_margin: Soft-limit margin inside each joint's range, rad (default 0.0698).
+        max_tcp_speed: TCP speed of a unit action, m/s.
+        cost_terms: Terms counted in ``cost``; None counts them all.
+        cost_mode: ``indicator`` or ``excess``.
+        render_mode: ``rgb_array`` or None.
+        width: Image width, pixels.
+        height: Image height, pixels.
+        camera: ``overview`` or ``top``.
+    """
+    force, force_source = _user(th.FRAGILE_FORCE, fragile_force_limit, "fragile_force_limit")
+    task = PandaPush()
+    terms = _common_terms(tcp_speed_limit, joint_limit_margin)
+    terms.insert(1, ObjectForceCost("fragile_force", force, "N", force_source, "force", bodies=(task.fragile.name,)))
+    for term in terms:
+        term.mode = cost_mode
+    robot = PandaRobot(bodies=(TABLE, *task.bodies()), cameras=CAMERAS, max_tcp_speed=_positive("max_tcp_speed",
+                                                                                                max_tcp_speed))
+    return SafeRobotEnv(robot, task, select_terms(terms, cost_terms), backend=backend, render_mode=render_mode,
+                        width=width, height=height, camera=camera)

@@ -1,0 +1,358 @@
+"""Frames for rollout videos: safety HUD, red violation frame, side by side, video files, contact sheets.
+
+Videos are MP4 (H.264 through imageio-ffmpeg) or GIF (Pillow).
+
+Nothing here knows about envs or learners: it turns RGB arrays and a :class:`HudState` into
+annotated RGB arrays and files, so it is testable on synthetic frames.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+#: Colour of the frame drawn around violating steps and of the violation line of the HUD (RGB).
+VIOLATION_RGB = (230, 25, 25)
+#: Video formats ``taxbench rollout`` writes.
+FORMATS = ("mp4", "gif")
+
+_TEXT_RGB = (245, 245, 245)
+_DIM_RGB = (170, 170, 170)
+_PANEL_ALPHA = 150  # of 255: how dark the box behind the HUD text is
+
+
+@dataclass(frozen=True)
+class HudState:
+    """What the HUD shows on one frame.
+
+    Attributes:
+        title: Run label, e.g. ``ppo-lag d=25 seed 0``.
+        episode: Episode index within the rollout.
+        seed: Reset seed of the episode.
+        step: Index of the ``step()`` call that led to this frame; -1 for the frame after ``reset``.
+        time_s: Simulated time since reset, s.
+        reward: Reward of this step.
+        episode_return: Sum of rewards so far.
+        cost: ``info["cost"]`` of this step.
+        episode_cost: Sum of costs so far.
+        lagrange: The learner's Lagrange multiplier λ, or None for unconstrained learners.
+        violations: One short text per cost term violated on this step (e.g. ``velocity 3.4>1 m/s``).
+        ended: True on frames held after the episode ended (side-by-side with a longer episode).
+    """
+
+    title: str
+    episode: int
+    seed: int
+    step: int
+    time_s: float
+    reward: float = 0.0
+    episode_return: float = 0.0
+    cost: float = 0.0
+    episode_cost: float = 0.0
+    lagrange: float | None = None
+    violations: tuple[str, ...] = field(default_factory=tuple)
+    ended: bool = False
+
+    @property
+    def violating(self) -> bool:
+        """Whether this frame shows a violating step."""
+        return bool(self.violations) and not self.ended
+
+
+def font_size(height: int) -> int:
+    """HUD font size in pixels for a frame ``height`` pixels tall."""
+    return int(np.clip(round(height / 22), 7, 22))
+
+
+def border_width(frame_shape: Sequence[int]) -> int:
+    """Thickness in pixels of the red violation frame on a frame of this shape."""
+    return max(2, round(min(frame_shape[0], frame_shape[1]) / 40))
+
+
+_FONTS: dict[int, Any] = {}
+_UNICODE_FONT: list[bool] = []  # [True] once a font with Greek letters (λ) was found
+
+
+def _font_files() -> list[str]:
+    """DejaVu Sans (has λ): by name (Pillow searches the system font folders), then matplotlib's copy."""
+    files = ["DejaVuSans.ttf"]
+    try:
+        import matplotlib
+
+        files.append(str(Path(matplotlib.__file__).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"))
+    except ImportError:
+        pass
+    return files
+
+
+def _font(size: int) -> Any:
+    if size not in _FONTS:
+        for file in _font_files():
+            try:
+                _FONTS[size] = ImageFont.truetype(file, size)
+                _UNICODE_FONT[:] = [True]
+                break
+            except OSError:
+                continue
+        else:
+            try:
+                _FONTS[size] = ImageFont.load_default(size=size)
+            except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
+                _FONTS[size] = ImageFont.load_default()
+    return _FONTS[size]
+
+
+def _lambda_symbol(size: int) -> str:
+    _font(size)
+    return "λ" if _UNICODE_FONT else "lambda"
+
+
+def hud_lines(hud: HudState, size: int = 12) -> list[tuple[str, tuple[int, int, int]]]:
+    """The HUD text, one ``(line, rgb)`` per line, top to bottom, for a font of ``size`` pixels."""
+    lam = "" if hud.lagrange is None else f"  {_lambda_symbol(size)} {hud.lagrange:.3g}"
+    lines = [
+        (hud.title, _TEXT_RGB),
+        (f"ep {hud.episode} (seed {hud.seed})  step {max(hud.step, 0)}  t {hud.time_s:.2f} s", _TEXT_RGB),
+        (f"reward {hud.reward:+.2f}  return {hud.episode_return:.1f}", _TEXT_RGB),
+        (f"cost {hud.cost:g}  cum. cost {hud.episode_cost:g}{lam}", _TEXT_RGB),
+    ]
+    if hud.ended:
+        lines.append(("episode over", _DIM_RGB))
+    elif hud.violations:
+        lines.extend((f"VIOLATION {text}", VIOLATION_RGB) for text in hud.violations)
+    else:
+        lines.append(("no violation", _DIM_RGB))
+    return lines
+
+
+def annotate(frame: np.ndarray, hud: HudState) -> np.ndarray:
+    """Draw the HUD (top-left, on a translucent box) and, on violating steps, a red frame.
+
+    Args:
+        frame: RGB image, uint8, shape (H, W, 3).
+        hud: What to show.
+
+    Returns:
+        A new uint8 array of the same shape.
+    """
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"frame must be an (H, W, 3) uint8 array, got {frame.shape} {frame.dtype}")
+    if hud.ended:
+        frame = (frame.astype(np.uint16) * 2 // 5).astype(np.uint8)  # dimmed: the episode is over
+    image = Image.fromarray(frame).convert("RGBA")
+    size = font_size(frame.shape[0])
+    font = _font(size)
+    lines = hud_lines(hud, size)
+    pad = max(2, size // 4)
+    line_h = size + max(1, size // 5)
+    widths = [ImageDraw.Draw(image).textlength(text, font=font) for text, _ in lines]
+    box = (0, 0, min(frame.shape[1], int(max(widths)) + 2 * pad), min(frame.shape[0], len(lines) * line_h + 2 * pad))
+    panel = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    ImageDraw.Draw(panel).rectangle(box, fill=(0, 0, 0, _PANEL_ALPHA))
+    image = Image.alpha_composite(image, panel)
+    draw = ImageDraw.Draw(image)
+    for i, (text, rgb) in enumerate(lines):
+        draw.text((pad, pad + i * line_h), text, fill=rgb, font=font)
+    out = np.array(image.convert("RGB"))
+    if hud.violating:
+        draw_border(out, VIOLATION_RGB)
+    return out
+
+
+def draw_border(frame: np.ndarray, rgb: Sequence[int], width: int | None = None) -> np.ndarray:
+    """Paint a frame of ``width`` pixels (default :func:`border_width`) around ``frame`` in place."""
+    w = border_width(frame.shape) if width is None else width
+    frame[:w], frame[-w:], frame[:, :w], frame[:, -w:] = rgb, rgb, rgb, rgb
+    return frame
+
+
+def border_redness(frame: np.ndarray, width: int | None = None) -> float:
+    """Fraction of the border pixels that are violation-red (≈1 on violating frames, ≈0 otherwise)."""
+    w = border_width(frame.shape) if width is None else width
+    ring = np.concatenate([frame[:w].reshape(-1, 3), frame[-w:].reshape(-1, 3),
+                           frame[:, :w].reshape(-1, 3), frame[:, -w:].reshape(-1, 3)]).astype(int)
+    red = (ring[:, 0] > 160) & (ring[:, 1] < 90) & (ring[:, 2] < 90)
+    return float(red.mean())
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 0) -> np.ndarray:
+    """Put two frames next to each other (the shorter one padded black at the bottom)."""
+    height = max(left.shape[0], right.shape[0])
+
+    def pad(frame: np.ndarray) -> np.ndarray:
+        return np.pad(frame, ((0, height - frame.shape[0]), (0, 0), (0, 0)))
+
+    parts = [pad(left)] + ([np.zeros((height, gap, 3), np.uint8)] if gap else []) + [pad(right)]
+    return np.concatenate(parts, axis=1)
+
+
+def video_format(path: str | os.PathLike[str], requested: str | None = None) -> str:
+    """The format of a video path: ``requested`` when given, else its suffix (mp4 or gif)."""
+    fmt = requested or Path(path).suffix.lstrip(".").lower()
+    if fmt not in FORMATS:
+        raise ValueError(f"video format must be one of {FORMATS}, got {fmt!r} (from {str(path)!r})")
+    return fmt
+
+
+class VideoWriter:
+    """Append RGB frames to an MP4 (H.264, yuv420p) or GIF file, atomically.
+
+    Frames are written to a temporary file renamed into place on :meth:`close`, so a killed
+    rollout never leaves a half-written video under the final name. MP4 needs even sizes: odd
+    frames get one black row/column. Every frame must have the first frame's shape.
+
+    Args:
+        path: Output file; its folder is created.
+        fps: Frames per second of the video.
+        fmt: ``mp4`` or ``gif``; None takes it from the suffix.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], fps: float, fmt: str | None = None) -> None:
+        import imageio.v2 as iio
+
+        if not fps > 0:
+            raise ValueError(f"fps must be > 0, got {fps}")
+        self.path = Path(path)
+        self.fmt = video_format(self.path, fmt)
+        self.fps = float(fps)
+        self.frames = 0
+        self._shape: tuple[int, ...] | None = None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp.{self.fmt}")
+        if self.fmt == "mp4":
+            self._writer = iio.get_writer(self._tmp, format="FFMPEG", fps=self.fps, codec="libx264", quality=7,
+                                          macro_block_size=1, pixelformat="yuv420p", ffmpeg_log_level="error")
+        else:
+            self._writer = iio.get_writer(self._tmp, format="GIF", mode="I", duration=1000.0 / self.fps, loop=0)
+
+    def append(self, frame: np.ndarray) -> None:
+        """Add one (H, W, 3) uint8 frame."""
+        if self._shape is None:
+            self._shape = frame.shape
+        elif frame.shape != self._shape:
+            raise ValueError(f"all frames of a video must have one shape: {self._shape}, then {frame.shape}")
+        if self.fmt == "mp4" and (frame.shape[0] % 2 or frame.shape[1] % 2):
+            frame = np.pad(frame, ((0, frame.shape[0] % 2), (0, frame.shape[1] % 2), (0, 0)))
+        self._writer.append_data(frame)
+        self.frames += 1
+
+    def close(self) -> Path:
+        """Finish the file and move it to ``path``; an empty video is an error."""
+        self._writer.close()
+        if self.frames == 0:
+            self._tmp.unlink(missing_ok=True)
+            raise ValueError(f"no frames were written for {self.path}")
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the partial file."""
+        try:
+            self._writer.close()
+        finally:
+            self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def read_video(path: str | os.PathLike[str]) -> np.ndarray:
+    """Decode a video file into an array of frames, shape (n, H, W, 3) uint8."""
+    import imageio.v3 as iio3
+
+    frames = iio3.imread(Path(path))
+    if frames.ndim == 3:  # a one-frame GIF
+        frames = frames[None]
+    return frames[..., :3]
+
+
+def contact_sheet(
+    tiles: Sequence[tuple[np.ndarray, str]], path: str | os.PathLike[str], columns: int = 4, title: str = ""
+) -> Path:
+    """Save a grid of captioned frames as a PNG.
+
+    Args:
+        tiles: ``(frame, caption)`` pairs; frames may differ in size (each cell takes the largest).
+        path: Output PNG.
+        columns: Cells per row.
+        title: Line printed above the grid.
+
+    Returns:
+        The PNG path.
+    """
+    if not tiles:
+        raise ValueError("a contact sheet needs at least one frame")
+    cell_h = max(frame.shape[0] for frame, _ in tiles)
+    cell_w = max(frame.shape[1] for frame, _ in tiles)
+    size = max(9, min(16, cell_w // 16))
+    font = _font(size)
+    columns = max(1, min(columns, len(tiles)))
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength
+    captions = [_wrap(caption, cell_w - 6, font, measure) for _, caption in tiles]
+    titles = _wrap(title, columns * cell_w - 8, font, measure) if title else []
+    line_h = size + 3
+    caption_h = max(len(lines) for lines in captions) * line_h + 4
+    title_h = len(titles) * line_h + (4 if titles else 0)
+    rows = -(-len(tiles) // columns)
+    sheet = Image.new("RGB", (columns * cell_w, title_h + rows * (cell_h + caption_h)), (20, 20, 20))
+    draw = ImageDraw.Draw(sheet)
+    for j, line in enumerate(titles):
+        draw.text((4, 2 + j * line_h), line, fill=_TEXT_RGB, font=font)
+    for i, (frame, _) in enumerate(tiles):
+        x, y = (i % columns) * cell_w, title_h + (i // columns) * (cell_h + caption_h)
+        sheet.paste(Image.fromarray(frame), (x, y))
+        for j, line in enumerate(captions[i]):
+            draw.text((x + 3, y + cell_h + 2 + j * line_h), line, fill=_TEXT_RGB, font=font)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
+    sheet.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _wrap(text: str, width: float, font: Any, measure: Any) -> list[str]:
+    """Split ``text`` at spaces into lines at most ``width`` pixels wide (a long word stays whole)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and measure(f"{lines[-1]} {word}", font=font) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
+class ProgressBar:
+    """A rich progress bar on stderr (or nothing): ``with ProgressBar(on, "rendering", n) as advance: advance()``."""
+
+    def __init__(self, enabled: bool, description: str, total: int) -> None:
+        self.enabled, self.description, self.total = enabled, description, total
+        self._progress: Any = None
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return lambda: None
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self._progress = Progress(console=Console(stderr=True), transient=True)
+        self._progress.start()
+        task = self._progress.add_task(self.description, total=self.total)
+        return lambda: self._progress.advance(task)
+
+    def __exit__(self, *_: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
