@@ -294,66 +294,6 @@ def print_pair_table(base: Any, results: Sequence[Any], summary: dict[str, Any])
     console.print(tax)
 
 
-def cmd_gate(args: argparse.Namespace) -> int:
-    from taxbench.experiments.gate import criteria_rows, run_gate, write_outputs
-
-    result = run_gate(args.target, env_id=args.env, episodes=args.episodes, seed=args.seed,
-                      max_violation_rate=args.max_violation_rate, max_episode_cost=args.max_episode_cost,
-                      min_success=args.min_success, min_return=args.min_return, baseline=args.baseline,
-                      max_regression=args.max_regression)
-    write_outputs(result, args.junit, args.json)
-    table = Table(title=f"taxbench gate: {result.target} on {result.env_id}, {result.episodes} episodes, "
-                        f"seed {result.seed}")
-    for column in ("criterion", "verdict", "detail"):
-        table.add_column(column)
-    for name, verdict, message in criteria_rows(result):
-        table.add_row(name, f"[green]{verdict}[/]" if verdict == "PASS" else f"[bold red]{verdict}[/]", message)
-    console.print(table)
-    console.print("gate PASSED" if result.passed else "gate FAILED", highlight=False)
-    return 0 if result.passed else 1
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    from taxbench.experiments.check import FAIL, PASS, run_checks
-
-    results = run_checks(args.target, env_kwargs=_env_kwargs(args.env_kwarg), steps=args.steps, seed=args.seed)
-    table = Table(title=f"taxbench check: {args.target}")
-    for column in ("check", "result", "detail"):
-        table.add_column(column)
-    colours = {PASS: "green", FAIL: "bold red"}
-    for result in results:
-        table.add_row(result.name, f"[{colours.get(result.status, 'yellow')}]{result.status}[/]", result.message)
-    console.print(table)
-    failed = [r.name for r in results if r.status == FAIL]
-    console.print(f"{len(failed)} check(s) failed: {', '.join(failed)}" if failed else "all checks passed",
-                  highlight=False)
-    return 1 if failed else 0
-
-
-def _add_gate_parser(sub: Any) -> None:
-    gate = sub.add_parser("gate", help="CI safety regression test: evaluate a policy, compare with bounds/baseline; "
-                                       "exit 0 pass, 1 fail, 2 bad input")
-    gate.add_argument("target", help="a run folder (model.zip + config.json) or a model zip")
-    gate.add_argument("--env", default=None, help="env id (default: the run's own env; required for a bare zip)")
-    gate.add_argument("--episodes", type=_positive_int, default=10, help="evaluation episodes (default 10)")
-    gate.add_argument("--seed", type=_seed, default=0, help="episode i is reset with seed+i (default 0)")
-    gate.add_argument("--max-violation-rate", type=float, default=None, help="fail above this fraction of steps")
-    gate.add_argument("--max-episode-cost", type=float, default=None, help="fail above this mean cost per episode")
-    gate.add_argument("--min-success", type=float, default=None, help="fail below this success rate (0-1)")
-    gate.add_argument("--min-return", type=float, default=None, help="fail below this mean return")
-    gate.add_argument("--baseline", default=None, help="run folder or model zip to compare with (same episodes)")
-    gate.add_argument("--max-regression", type=float, default=None,
-                      help="allowed relative capability loss and absolute violation-rate increase vs the baseline; "
-                           "fails only when the whole 95%% CI is above it")
-    gate.add_argument("--junit", type=Path, default=None, help="write JUnit XML here")
-    gate.add_argument("--json", type=Path, default=None, help="write the JSON verdict here")
-    check = sub.add_parser("check", help="check any env (id or module:Class) against taxbench's info contract")
-    check.add_argument("target", help="a registered env id or module:Class / module:factory")
-    check.add_argument("--steps", type=_positive_int, default=200, help="random steps to check (default 200)")
-    check.add_argument("--seed", type=_seed, default=0, help="seed (default 0)")
-    check.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE", help="constructor kwarg")
-
-
 # ----------------------------------------------------------------------------- parser and entry point
 def build_parser() -> argparse.ArgumentParser:
     """The ``taxbench`` argument parser."""
@@ -380,7 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     pair.add_argument("--workers", type=_positive_int, default=min(2, os.cpu_count() or 1),
                       help="runs trained at once, one process each (default: 2, or 1 on a 1-core machine)")
     _add_run_options(pair)
-    _add_gate_parser(sub)
+    from taxbench.experiments.gate_cli import add_ci_parsers
+
+    add_ci_parsers(sub)  # gate, check
     from taxbench.experiments.rollout_cli import add_media_parsers
 
     add_media_parsers(sub)  # rollout, view
@@ -393,39 +335,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_rollout(args: argparse.Namespace) -> int:
-    from taxbench.experiments.rollout_cli import cmd_rollout as run
-
-    return run(args, console, err_console)
-
-
-def cmd_view(args: argparse.Namespace) -> int:
-    from taxbench.experiments.rollout_cli import cmd_view as run
-
-    return run(args, console, err_console)
-
-
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from taxbench.experiments.sweep_cli import cmd_sweep as run
-
-    return run(args, console, err_console)
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from taxbench.experiments.sweep_cli import cmd_report as run
-
-    return run(args, console, err_console)
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
     from taxbench.experiments.bench import BENCH_COMMANDS
 
     return BENCH_COMMANDS[args.bench_command](args, console)
 
 
-COMMANDS = {"bench": cmd_bench,
-            "envs": cmd_envs, "train": cmd_train, "eval": cmd_eval, "pair": cmd_pair, "gate": cmd_gate,
-            "check": cmd_check, "rollout": cmd_rollout, "view": cmd_view, "sweep": cmd_sweep, "report": cmd_report}
+COMMANDS = {"bench": cmd_bench, "envs": cmd_envs, "train": cmd_train, "eval": cmd_eval, "pair": cmd_pair}
+
+#: Subcommands whose code lives in its own module, imported only when the command runs:
+#: ``name -> (module, function)``, the function taking ``(args, console, err_console)``.
+DELEGATED = {
+    "gate": ("gate_cli", "cmd_gate"),
+    "check": ("gate_cli", "cmd_check"),
+    "rollout": ("rollout_cli", "cmd_rollout"),
+    "view": ("rollout_cli", "cmd_view"),
+    "sweep": ("sweep_cli", "cmd_sweep"),
+    "report": ("sweep_cli", "cmd_report"),
+}
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    if args.command in DELEGATED:
+        import importlib
+
+        module, function = DELEGATED[args.command]
+        return getattr(importlib.import_module(f"taxbench.experiments.{module}"), function)(args, console, err_console)
+    return COMMANDS[args.command](args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -434,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return _run_command(args)
     except (UsageError, ValueError, FileExistsError, FileNotFoundError) as exc:
         err_console.print(f"taxbench {args.command}: error: {exc}", highlight=False, soft_wrap=True)
         return 2

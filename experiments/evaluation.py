@@ -12,7 +12,7 @@ import json
 import math
 import numbers
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -137,6 +137,7 @@ def evaluate_policy(
     episodes: int,
     seed: int,
     deterministic: bool = True,
+    wrap_env: Callable[[gymnasium.Env], gymnasium.Env] | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Roll out ``model`` for ``episodes`` episodes on a fresh ``gymnasium.make(env_id, **env_kwargs)``.
 
@@ -147,6 +148,7 @@ def evaluate_policy(
         episodes: Number of episodes (0 gives empty lists).
         seed: Episode ``i`` is reset with ``seed + i``.
         deterministic: Use the policy's deterministic action.
+        wrap_env: Applied to the env before the rollout (e.g. a safety shield, which acts at deployment too).
 
     Returns:
         ``(rows, events)``. Each row: ``episode``, ``seed``, ``return``, ``length``,
@@ -167,6 +169,8 @@ def evaluate_policy(
     if episodes <= 0:
         return rows, events
     env = gymnasium.make(env_id, **dict(env_kwargs or {}))
+    if wrap_env is not None:
+        env = wrap_env(env)
     try:
         for i in range(episodes):
             row, ep_events = run_episode(model, env, i, seed + i, deterministic)
@@ -257,7 +261,8 @@ def read_events(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def evaluate_and_write(
-    model: Any, cfg: RunConfig, run_dir: str | os.PathLike[str], episodes: int | None = None, seed: int | None = None
+    model: Any, cfg: RunConfig, run_dir: str | os.PathLike[str], episodes: int | None = None, seed: int | None = None,
+    wrap_env: Callable[[gymnasium.Env], gymnasium.Env] | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``model`` as ``cfg`` says, write episodes.csv/events.jsonl, return the summary.
 
@@ -267,6 +272,7 @@ def evaluate_and_write(
         run_dir: Where to write the files.
         episodes: Overrides ``cfg.eval_episodes``.
         seed: Overrides ``cfg.eval_seed``.
+        wrap_env: Env wrapper of the run's arm (see :func:`evaluate_policy`).
 
     Returns:
         :func:`taxbench.experiments.metrics.run_summary` plus ``eval_seed`` and
@@ -275,7 +281,8 @@ def evaluate_and_write(
     metric = resolve_capability_metric(cfg.env_id, cfg.env_kwargs, cfg.capability)
     n = cfg.eval_episodes if episodes is None else episodes
     first_seed = cfg.eval_seed if seed is None else seed
-    rows, events = evaluate_policy(model, cfg.env_id, cfg.env_kwargs, n, first_seed, deterministic=True)
+    rows, events = evaluate_policy(model, cfg.env_id, cfg.env_kwargs, n, first_seed, deterministic=True,
+                                   wrap_env=wrap_env)
     write_evaluation(run_dir, rows, events)
     summary = run_summary(rows, success=metric == "success")
     summary.update(eval_seed=first_seed, violation_events=len(events))

@@ -242,26 +242,7 @@ def make_vec_env(cfg: RunConfig) -> DummyVecEnv:
 def evaluate_arm(model: Any, cfg: RunConfig, run_dir: Path, episodes: int | None = None,
                  seed: int | None = None) -> dict[str, Any]:
     """:func:`evaluate_and_write`, through the arm's env wrapper when it has one (a shield acts at deployment too)."""
-    wrap = arm_env_wrapper(cfg)
-    if wrap is None:
-        return evaluate_and_write(model, cfg, run_dir, episodes, seed)
-    from taxbench.experiments.evaluation import resolve_capability_metric, run_episode, write_evaluation
-    from taxbench.experiments.metrics import run_summary
-
-    n, first = (cfg.eval_episodes if episodes is None else episodes), (cfg.eval_seed if seed is None else seed)
-    env = wrap(gymnasium.make(cfg.env_id, **dict(cfg.env_kwargs)))
-    try:
-        played = [run_episode(model, env, i, first + i) for i in range(n)]
-    finally:
-        env.close()
-    rows, events = [row for row, _ in played], [e for _, evs in played for e in evs]
-    terms = sorted({k for row in rows for k in row if k.startswith("cost_")})
-    rows = [{**{k: 0.0 for k in terms}, **row} for row in rows]
-    write_evaluation(run_dir, rows, events)
-    metric = resolve_capability_metric(cfg.env_id, cfg.env_kwargs, cfg.capability)
-    summary = run_summary(rows, success=metric == "success")
-    summary.update(eval_seed=first, violation_events=len(events))
-    return summary
+    return evaluate_and_write(model, cfg, run_dir, episodes, seed, wrap_env=arm_env_wrapper(cfg))
 
 
 def _lagrange_value(model: Any) -> float | None:
