@@ -56,7 +56,50 @@ def _check_non_negative(name: str, value: float) -> float:
     return out
 
 
-class Lagrange:
+class _Multiplier:
+    """What both multipliers share: λ ≥ 0 (optionally capped), the last observed cost, pinning."""
+
+    cost_limit: float
+    pinned: bool
+    upper_bound: float | None
+    n_updates: int
+    last_episode_cost: float
+    _value: float
+
+    @property
+    def value(self) -> float:
+        """float: The current multiplier λ (>= 0)."""
+        return self._value
+
+    def update(self, mean_episode_cost: float) -> float:
+        """One update of λ from the observed mean episode cost ``J_c``.
+
+        Args:
+            mean_episode_cost: Mean cost of the episodes finished since the last update.
+
+        Returns:
+            The new value of λ (unchanged if ``pinned``), clipped to ``[0, upper_bound]``.
+
+        Raises:
+            ValueError: If ``mean_episode_cost`` is negative or not finite.
+        """
+        jc = _check_non_negative("mean_episode_cost", mean_episode_cost)
+        self.last_episode_cost = jc
+        if self.pinned:
+            return self._value
+        self.n_updates += 1
+        new_value = max(0.0, self._next_value(jc))
+        if self.upper_bound is not None:
+            new_value = min(new_value, self.upper_bound)
+        self._value = new_value
+        return self._value
+
+    def _next_value(self, jc: float) -> float:
+        """The unclipped λ after this update (``n_updates`` already counts it)."""
+        raise NotImplementedError
+
+
+class Lagrange(_Multiplier):
     """A non-negative Lagrange multiplier λ updated from the mean episode cost.
 
     Args:
@@ -106,29 +149,9 @@ class Lagrange:
         self._m = 0.0
         self._v = 0.0
 
-    @property
-    def value(self) -> float:
-        """float: The current multiplier λ (>= 0)."""
-        return self._value
-
-    def update(self, mean_episode_cost: float) -> float:
-        """Take one ascent step on λ from the observed mean episode cost ``J_c``.
-
-        Args:
-            mean_episode_cost: Mean cost of the episodes finished since the last update.
-
-        Returns:
-            The new value of λ (unchanged if ``pinned``).
-
-        Raises:
-            ValueError: If ``mean_episode_cost`` is negative or not finite.
-        """
-        jc = _check_non_negative("mean_episode_cost", mean_episode_cost)
-        self.last_episode_cost = jc
-        if self.pinned:
-            return self._value
+    def _next_value(self, jc: float) -> float:
+        """Projected gradient ascent (or Adam) on λ·(J_c − d)."""
         gradient = jc - self.cost_limit  # d/dλ of λ·(J_c − d)
-        self.n_updates += 1
         if self.optimizer == "adam":
             self._m = _ADAM_BETA1 * self._m + (1 - _ADAM_BETA1) * gradient
             self._v = _ADAM_BETA2 * self._v + (1 - _ADAM_BETA2) * gradient * gradient
@@ -137,11 +160,7 @@ class Lagrange:
             step = self.lr * m_hat / (math.sqrt(v_hat) + _ADAM_EPS)
         else:
             step = self.lr * gradient
-        new_value = max(0.0, self._value + step)
-        if self.upper_bound is not None:
-            new_value = min(new_value, self.upper_bound)
-        self._value = new_value
-        return self._value
+        return self._value + step
 
     def state_dict(self) -> dict[str, Any]:
         """Return the full state as a JSON-serialisable dict."""
@@ -194,7 +213,7 @@ class Lagrange:
         )
 
 
-class PIDLagrange:
+class PIDLagrange(_Multiplier):
     """A non-negative multiplier λ set by a PID controller on the episode cost (Stooke et al. 2020).
 
     With ``e_k = J_c,k − d`` the constraint violation at update ``k``::
@@ -274,29 +293,9 @@ class PIDLagrange:
         self.n_updates = 0
         self.last_episode_cost = math.nan
 
-    @property
-    def value(self) -> float:
-        """float: The current multiplier λ (>= 0)."""
-        return self._value
-
-    def update(self, mean_episode_cost: float) -> float:
-        """One controller step from the observed mean episode cost ``J_c``.
-
-        Args:
-            mean_episode_cost: Mean cost of the episodes finished since the last update.
-
-        Returns:
-            The new value of λ (unchanged if ``pinned``).
-
-        Raises:
-            ValueError: If ``mean_episode_cost`` is negative or not finite.
-        """
-        jc = _check_non_negative("mean_episode_cost", mean_episode_cost)
-        self.last_episode_cost = jc
-        if self.pinned:
-            return self._value
+    def _next_value(self, jc: float) -> float:
+        """PID on the violation ``J_c − d``: λ = Kp·P + I + Kd·D (see the class docstring)."""
         error = jc - self.cost_limit
-        self.n_updates += 1
         self._integral = max(0.0, self._integral + self.ki * error)
         self._p = self.p_ema * self._p + (1.0 - self.p_ema) * error
         if self.n_updates == 1:
@@ -306,11 +305,7 @@ class PIDLagrange:
         past = self._cost_history[0] if self._cost_history else self._cost_ema
         derivative = max(0.0, self._cost_ema - past)
         self._cost_history = [*self._cost_history, self._cost_ema][-self.d_delay :]
-        new_value = max(0.0, self.kp * self._p + self._integral + self.kd * derivative)
-        if self.upper_bound is not None:
-            new_value = min(new_value, self.upper_bound)
-        self._value = new_value
-        return self._value
+        return self.kp * self._p + self._integral + self.kd * derivative
 
     def state_dict(self) -> dict[str, Any]:
         """Return the full controller state as a JSON-serialisable dict."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -40,9 +41,9 @@ class StepContext:
     root_after: np.ndarray
     cache: dict[str, object] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def root_velocity(self) -> np.ndarray:
-        """Average root velocity over the step, m/s (finite difference of exact positions)."""
+        """Average root velocity over the step, m/s (finite difference of exact positions; computed once)."""
         return (self.root_after - self.root_before) / self.dt
 
 

@@ -95,8 +95,8 @@ class LeggedRobot:
     def root_position(self, sim: Sim) -> np.ndarray:
         """Exact root position from generalised coordinates, m: (x, y, z); y = 0 for planar robots."""
         if self.planar:
-            x, z = (float(sim.joint_position(j)[0]) for j in self.root_joint)
-            return np.array([x, 0.0, z])
+            x_joint, z_joint = self.root_joint
+            return np.array([sim.joint_position(x_joint)[0], 0.0, sim.joint_position(z_joint)[0]])
         return sim.joint_position(self.root_joint[0])[:3].copy()
 
     def torso_height(self, sim: Sim) -> float:
