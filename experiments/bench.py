@@ -131,6 +131,9 @@ def add_bench_parser(sub: Any, positive_int: Any, env_id: Any) -> Any:
     from taxbench.experiments.bench_render import add_render_parser
 
     add_render_parser(bench_sub, positive_int, env_id)  # bench render
+    from taxbench.experiments.bench_train import add_train_parsers
+
+    add_train_parsers(bench_sub, positive_int, env_id)  # bench train, bench pair
     bench._bench_sub = bench_sub  # type: ignore[attr-defined]
     return bench
 
@@ -158,5 +161,20 @@ def cmd_bench_render(args: Any, console: Any) -> int:
     return run(args, console)
 
 
+def cmd_bench_train(args: Any, console: Any) -> int:
+    """Run ``taxbench bench train`` (see :mod:`taxbench.experiments.bench_train`)."""
+    from taxbench.experiments.bench_train import cmd_bench_train as run
+
+    return run(args, console)
+
+
+def cmd_bench_pair(args: Any, console: Any) -> int:
+    """Run ``taxbench bench pair`` (see :mod:`taxbench.experiments.bench_train`)."""
+    from taxbench.experiments.bench_train import cmd_bench_pair as run
+
+    return run(args, console)
+
+
 #: ``taxbench bench <name>`` handlers: (args, console) -> exit status.
-BENCH_COMMANDS = {"envs": cmd_bench_envs, "render": cmd_bench_render}
+BENCH_COMMANDS = {"envs": cmd_bench_envs, "render": cmd_bench_render, "train": cmd_bench_train,
+                  "pair": cmd_bench_pair}
