@@ -17,11 +17,24 @@ from taxbench.envs.registry import (
 
 register_all()
 
+#: Exported lazily: the vector env imports stable-baselines3 (and so torch), which plain env users need not pay for.
+_VECTOR_EXPORTS = ("SafeRobotVectorEnv", "SB3VectorEnv")
+
+
+def __getattr__(name: str) -> object:
+    if name in _VECTOR_EXPORTS:
+        from taxbench.envs.core import vector
+
+        return getattr(vector, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "ENTRIES",
     "ENV_IDS",
     "CostTerm",
+    "SB3VectorEnv",
     "SafeRobotEnv",
+    "SafeRobotVectorEnv",
     "SafetyGymnasiumAPI",
     "SafetySpec",
     "StepContext",

@@ -134,6 +134,9 @@ def add_bench_parser(sub: Any, positive_int: Any, env_id: Any) -> Any:
     from taxbench.experiments.bench_train import add_train_parsers
 
     add_train_parsers(bench_sub, positive_int, env_id)  # bench train, bench pair
+    from taxbench.experiments.bench_vector import add_vector_parser
+
+    add_vector_parser(bench_sub, positive_int, env_id)  # bench vector
     bench._bench_sub = bench_sub  # type: ignore[attr-defined]
     return bench
 
@@ -175,6 +178,13 @@ def cmd_bench_pair(args: Any, console: Any) -> int:
     return run(args, console)
 
 
+def cmd_bench_vector(args: Any, console: Any) -> int:
+    """Run ``taxbench bench vector`` (see :mod:`taxbench.experiments.bench_vector`)."""
+    from taxbench.experiments.bench_vector import cmd_bench_vector as run
+
+    return run(args, console)
+
+
 #: ``taxbench bench <name>`` handlers: (args, console) -> exit status.
 BENCH_COMMANDS = {"envs": cmd_bench_envs, "render": cmd_bench_render, "train": cmd_bench_train,
-                  "pair": cmd_bench_pair}
+                  "pair": cmd_bench_pair, "vector": cmd_bench_vector}

@@ -10,6 +10,7 @@ checkpoint; :func:`evaluate_run` re-evaluates a finished one.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import time
@@ -24,7 +25,7 @@ import gymnasium
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import set_random_seed
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from taxbench.experiments.config import RunConfig, load_run_config, write_run_config
 from taxbench.experiments.evaluation import evaluate_and_write
@@ -231,9 +232,33 @@ def arm_env_wrapper(cfg: RunConfig) -> Callable[[gymnasium.Env], gymnasium.Env] 
     return env_wrapper(cfg.arm, dict(cfg.hyperparams))
 
 
-def make_vec_env(cfg: RunConfig) -> DummyVecEnv:
-    """Build the ``n_envs`` training envs (arm wrapper, then Monitor) seeded ``seed``, ``seed + 1``, and so on."""
+#: Set this environment variable to ``0`` to train on a ``DummyVecEnv`` even where batched physics is possible.
+BATCHED_PHYSICS_ENV_VAR = "TAXBENCH_BATCHED_PHYSICS"
+
+
+def make_vec_env(cfg: RunConfig, *, batched: bool | None = None) -> VecEnv:
+    """Build the ``n_envs`` training envs (arm wrapper, then Monitor) seeded ``seed``, ``seed + 1``, and so on.
+
+    With ``n_envs > 1``, no arm wrapper and a MuJoCo ``SafeRobotEnv``, the worlds are stepped together by
+    :class:`~taxbench.envs.core.vector.SafeRobotVectorEnv` (bit-identical to the ``DummyVecEnv``, faster);
+    ``batched=False`` or ``TAXBENCH_BATCHED_PHYSICS=0`` keeps the ``DummyVecEnv``.
+    """
     wrap = arm_env_wrapper(cfg)
+    if batched is None:
+        batched = os.environ.get(BATCHED_PHYSICS_ENV_VAR, "1") != "0"
+    if batched and cfg.n_envs > 1 and wrap is None:
+        from taxbench.envs.core.vector import NotBatchableError, SafeRobotVectorEnv, SB3VectorEnv
+
+        try:
+            vec = SafeRobotVectorEnv.from_id(cfg.env_id, cfg.n_envs, env_kwargs=dict(cfg.env_kwargs), tune_threads=True)
+        except NotBatchableError:
+            pass
+        else:
+            for i, env in enumerate(vec.envs):
+                env.action_space.seed(cfg.seed + i)
+            batched_venv = SB3VectorEnv(vec)
+            batched_venv.seed(cfg.seed)
+            return batched_venv
     venv = DummyVecEnv([_make_env_fn(cfg.env_id, cfg.env_kwargs, cfg.seed + i, wrap) for i in range(cfg.n_envs)])
     venv.seed(cfg.seed)
     return venv
@@ -330,7 +355,7 @@ class _Session:
         self.steps = 0
         self.wall_offset = 0.0
         self.t0 = time.monotonic()
-        self.venv: DummyVecEnv | None = None
+        self.venv: VecEnv | None = None
         self.csv: ProgressCsv | None = None
         self.bar: RichProgressCallback | None = None
         self.last_row: dict[str, Any] | None = None

@@ -1,0 +1,149 @@
+"""``taxbench bench vector``: steps/s of the batched-physics vector env against one world's raw physics.
+
+For each ``N`` the vector env (:class:`~taxbench.envs.core.vector.SafeRobotVectorEnv`: every world's
+physics in one threaded call, then each env's reward, cost and observation code) is timed with random
+actions, autoresets included, beside the plain single-thread loop of ``mj_step`` (``frame_skip``
+substeps) on one world of the same model. Both are timed in the same process and interleaved in each
+repeat, so their ratio holds on a shared machine; the figures are medians over repeats.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEFAULT_ENV = "taxbench/HalfCheetahVelocity-v0"
+DEFAULT_N_ENVS = (16, 32, 64)
+
+
+def _raw_rate(env_id: str, steps: int, seed: int) -> float:
+    """Control steps/s of a bare single-thread ``sim.step`` loop on one world, with random controls."""
+    import gymnasium
+
+    env = gymnasium.make(env_id).unwrapped
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    low, high = env.action_space.low, env.action_space.high
+    ctrls = [env.robot.control(env.sim, a) for a in rng.uniform(low, high, (steps, *low.shape))]
+    sim = env.sim
+    start = time.perf_counter()
+    for ctrl in ctrls:
+        sim.step(ctrl)
+    rate = steps / (time.perf_counter() - start)
+    env.close()
+    return rate
+
+
+def _vector_rate(vec: Any, steps: int, seed: int) -> float:
+    """World-steps/s of ``vec.step`` with random actions over ``steps`` calls."""
+    rng = np.random.default_rng(seed)
+    space = vec.single_action_space
+    actions = rng.uniform(space.low, space.high, (steps, vec.num_envs, *space.shape))
+    vec.reset(seed=seed)
+    start = time.perf_counter()
+    for batch in actions:
+        vec.step_lists(batch)
+    return steps * vec.num_envs / (time.perf_counter() - start)
+
+
+def bench_vector(env_id: str = DEFAULT_ENV, n_envs: Sequence[int] = DEFAULT_N_ENVS, *, nthread: int = 2,
+                 world_steps: int = 8192, repeats: int = 5, seed: int = 0) -> list[dict[str, Any]]:
+    """Time the vector env at each ``N`` against the raw physics of one world.
+
+    Args:
+        env_id: A MuJoCo ``SafeRobotEnv`` id.
+        n_envs: Numbers of worlds to time.
+        nthread: Physics threads of the vector env (the caller's included).
+        world_steps: World-steps timed per measurement (``world_steps // N`` vector steps, at least 10); the
+            raw loop takes as many control steps.
+        repeats: Interleaved repeats; rates are medians over them.
+        seed: Seed of the actions and of the worlds.
+
+    Returns:
+        One row per ``N``: ``env_id``, ``n_envs``, ``nthread``, ``vector_steps_per_s``, ``serial_steps_per_s``
+        (the same vector env on one thread) and ``tuned_steps_per_s`` (``tune_threads=True``, as training
+        builds it), all in world-steps/s; ``raw_steps_per_s`` (one world, bare physics, control steps/s);
+        ``ratio`` (vector / raw), ``serial_ratio``, ``tuned_ratio`` and ``repeats``.
+    """
+    from taxbench.envs.core.vector import SafeRobotVectorEnv
+
+    vecs = {(n, k): SafeRobotVectorEnv.from_id(env_id, n, nthread=k or nthread, tune_threads=k == 0)
+            for n in n_envs for k in {0, 1, nthread}}  # k = 0: tuned (the faster of 1 and nthread, as training)
+    raw: list[float] = []
+    rates: dict[tuple[int, int], list[float]] = {key: [] for key in vecs}
+    try:
+        for rep in range(repeats):
+            raw.append(_raw_rate(env_id, world_steps, seed + rep))
+            for (n, k), vec in vecs.items():
+                rates[(n, k)].append(_vector_rate(vec, max(10, world_steps // n), seed + rep))
+    finally:
+        for vec in vecs.values():
+            vec.close()
+    raw_rate = statistics.median(raw)
+    rows = []
+    for n in n_envs:
+        vector, serial = statistics.median(rates[(n, nthread)]), statistics.median(rates[(n, 1)])
+        tuned = statistics.median(rates[(n, 0)])
+        rows.append({"env_id": env_id, "n_envs": n, "nthread": nthread, "vector_steps_per_s": vector,
+                     "serial_steps_per_s": serial, "tuned_steps_per_s": tuned, "raw_steps_per_s": raw_rate,
+                     "ratio": vector / raw_rate, "serial_ratio": serial / raw_rate, "tuned_ratio": tuned / raw_rate,
+                     "repeats": repeats})
+    return rows
+
+
+def print_bench_vector(rows: Sequence[dict[str, Any]], console: Any) -> None:
+    """Print the rows as a rich table."""
+    from rich.table import Table
+
+    table = Table(title="vector env world-steps/s vs one world's raw single-thread physics (medians; one run)")
+    for column in ("env", "N", "threads", "vector steps/s", "1-thread steps/s", "tuned steps/s", "raw 1-world steps/s",
+                   "vector / raw", "1-thread / raw", "tuned / raw"):
+        table.add_column(column, justify="left" if column == "env" else "right", no_wrap=column == "env")
+    for r in rows:
+        rates = (f"{r[key]:,.0f}" for key in ("vector_steps_per_s", "serial_steps_per_s", "tuned_steps_per_s",
+                                               "raw_steps_per_s"))
+        ratios = (f"{r[key]:.2f}" for key in ("ratio", "serial_ratio", "tuned_ratio"))
+        table.add_row(r["env_id"], str(r["n_envs"]), str(r["nthread"]), *rates, *ratios)
+    console.print(table)
+
+
+def add_vector_parser(bench_sub: Any, positive_int: Any, env_id: Any) -> None:
+    """Add ``vector`` to the ``taxbench bench`` subcommands."""
+    vector = bench_sub.add_parser("vector", help="batched-physics vector env steps/s vs one world's raw physics")
+    vector.add_argument("--env", type=env_id, default=DEFAULT_ENV, help=f"MuJoCo env id (default {DEFAULT_ENV})")
+    vector.add_argument("--n-envs", type=positive_int, nargs="+", default=list(DEFAULT_N_ENVS),
+                        help="numbers of worlds to time (default 16 32 64)")
+    vector.add_argument("--threads", type=positive_int, default=2,
+                        help="physics threads of the vector env, the caller's included (default 2)")
+    vector.add_argument("--world-steps", type=positive_int, default=8192,
+                        help="world-steps timed per measurement (default 8192)")
+    vector.add_argument("--repeats", type=positive_int, default=5, help="interleaved repeats; medians (default 5)")
+    vector.add_argument("--json", type=str, default=None, help="also write the rows to this JSON file")
+    vector.add_argument("--csv", type=str, default=None, help="also write the rows to this CSV file")
+
+
+def cmd_bench_vector(args: Any, console: Any) -> int:
+    """Run ``taxbench bench vector``: print the table and optionally write JSON/CSV; exit 2 on a non-MuJoCo env."""
+    from taxbench.envs.core.vector import NotBatchableError
+    from taxbench.experiments.runfolder import atomic_write_csv, atomic_write_json
+
+    try:
+        rows = bench_vector(args.env, args.n_envs, nthread=args.threads, world_steps=args.world_steps,
+                            repeats=args.repeats)
+    except NotBatchableError as exc:
+        console.print(f"taxbench bench vector: error: {exc}", highlight=False)
+        return 2
+    print_bench_vector(rows, console)
+    if args.json:
+        atomic_write_json(Path(args.json), {"rows": rows})
+        console.print(f"wrote {args.json}", highlight=False)
+    if args.csv:
+        atomic_write_csv(Path(args.csv), rows, list(rows[0]))
+        console.print(f"wrote {args.csv}", highlight=False)
+    return 0
+
