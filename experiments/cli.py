@@ -50,14 +50,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _cost_limit(text: str) -> float:
+def nonneg_float(text: str, what: str = "a number") -> float:
+    """Argparse type: a finite number >= 0 (``what`` names it in the error)."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number (cost per episode), got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
+
+
+def _cost_limit(text: str) -> float:
+    return nonneg_float(text, "a number (cost per episode)")
 
 
 def _seed(text: str) -> int:

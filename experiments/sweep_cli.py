@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -11,15 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-
-def _nonneg_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+from taxbench.experiments.cli import nonneg_float
 
 
 def _intensity(text: str) -> str:
@@ -88,9 +79,9 @@ def add_sweep_parsers(sub: Any) -> None:
 
 
 def _add_report_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--value-per-success", type=_nonneg_float, default=None, metavar="X",
+    parser.add_argument("--value-per-success", type=nonneg_float, default=None, metavar="X",
                         help="value of one success (or one unit of return for return-scored envs); default 1")
-    parser.add_argument("--price-per-violation", type=_nonneg_float, default=None, metavar="Y",
+    parser.add_argument("--price-per-violation", type=nonneg_float, default=None, metavar="Y",
                         help="price of one violating step: adds each arm's net value X·C − Y·K and whether safety pays")
     parser.add_argument("--aggregate", choices=("iqm", "mean"), default="iqm",
                         help="aggregate over seeds for τ, g and the break-even price (default iqm)")
