@@ -337,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     from taxbench.experiments.sweep_cli import add_sweep_parsers
 
     add_sweep_parsers(sub)  # sweep, report
+    from taxbench.experiments.shield_deploy import add_shield_parser
+
+    add_shield_parser(sub)  # shield
     return parser
 
 
@@ -357,6 +360,7 @@ DELEGATED = {
     "view": ("rollout_cli", "cmd_view"),
     "sweep": ("sweep_cli", "cmd_sweep"),
     "report": ("sweep_cli", "cmd_report"),
+    "shield": ("shield_deploy", "cmd_shield"),
 }
 
 
