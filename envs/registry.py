@@ -118,11 +118,9 @@ def make_velocity_env(
         _joint_term(),
         _posture_term(body, fall_height),
     ]
-    for term in terms:
-        term.mode = cost_mode
     task = RunForward(body, V5_WEIGHTS[robot])
-    return SafeRobotEnv(body, task, select_terms(terms, cost_terms), backend=backend, render_mode=render_mode,
-                        width=width, height=height, camera=camera)
+    return SafeRobotEnv(body, task, select_terms(terms, cost_terms, cost_mode), backend=backend,
+                        render_mode=render_mode, width=width, height=height, camera=camera)
 
 
 def make_hazard_env(

@@ -118,12 +118,21 @@ class HazardCost(CostTerm):
         return self.zones.depth(ctx.root_after)
 
 
-def select_terms(terms: Sequence[CostTerm], names: Sequence[str] | None) -> tuple[CostTerm, ...]:
-    """Keep the terms named in ``names`` (all if None); unknown names raise ValueError."""
-    if names is None:
-        return tuple(terms)
+def select_terms(
+    terms: Sequence[CostTerm], names: Sequence[str] | None, mode: str = "indicator"
+) -> tuple[CostTerm, ...]:
+    """Keep the terms named in ``names`` (all if None) and give them the cost ``mode`` (indicator or excess).
+
+    Raises:
+        ValueError: an unknown term name or mode.
+    """
+    if mode not in ("indicator", "excess"):
+        raise ValueError(f"cost_mode must be 'indicator' or 'excess', got {mode!r}")
     available = {t.name: t for t in terms}
-    unknown = [n for n in names if n not in available]
+    unknown = [n for n in (names or ()) if n not in available]
     if unknown:
         raise ValueError(f"unknown cost terms {unknown}; this env has {sorted(available)}")
-    return tuple(available[n] for n in names)
+    selected = tuple(terms) if names is None else tuple(available[n] for n in names)
+    for term in selected:
+        term.mode = mode
+    return selected

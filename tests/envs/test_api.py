@@ -86,3 +86,8 @@ def test_unknown_cost_term_and_bad_limit():
 def test_locomotion_refuses_pybullet():
     with pytest.raises(ValueError, match="mujoco"):
         gym.make("taxbench/AntVelocity-v0", backend="pybullet")
+
+
+def test_unknown_cost_mode_is_refused():
+    with pytest.raises(ValueError, match="cost_mode must be"):
+        gym.make("taxbench/HalfCheetahVelocity-v0", cost_mode="linear")

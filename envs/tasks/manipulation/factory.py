@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from taxbench.envs.core.components import CostTerm
 from taxbench.envs.core.env import SafeRobotEnv
@@ -42,6 +43,13 @@ def _common_terms(tcp_speed_limit: float | None, joint_limit_margin: float | Non
         TcpSpeedCost("tcp_speed", speed, "m/s", speed_source, "speed"),
         SoftJointLimitCost("joint_limit", 0.0, "rad", margin_source, "joint_limit", joints=ARM_JOINTS, margin=margin),
     ]
+
+
+def _panda_env(task: Any, terms: tuple[CostTerm, ...], max_tcp_speed: float, **env_kwargs: Any) -> SafeRobotEnv:
+    """The Panda on the table with the task's bodies, its fixed cameras, and the selected cost terms."""
+    robot = PandaRobot(bodies=(TABLE, *task.bodies()), cameras=CAMERAS,
+                       max_tcp_speed=_positive("max_tcp_speed", max_tcp_speed))
+    return SafeRobotEnv(robot, task, terms, **env_kwargs)
 
 
 def make_panda_reach_env(
@@ -111,13 +119,9 @@ def make_panda_reach_env(
             source = f"{source}; transient ×{factor:g} ({factor_source})"
         terms.insert(-1, RegionForceCost(f"force_{region}", limit, "N", source, "force", bodies=bodies,
                                          transient_factor=factor))
-    for term in terms:
-        term.mode = cost_mode
     task = PandaReach(keepout_distance=separation.protective_distance(0.0))
-    robot = PandaRobot(bodies=(TABLE, *task.bodies()), cameras=CAMERAS, max_tcp_speed=_positive("max_tcp_speed",
-                                                                                                max_tcp_speed))
-    return SafeRobotEnv(robot, task, select_terms(terms, cost_terms), backend=backend, render_mode=render_mode,
-                        width=width, height=height, camera=camera)
+    return _panda_env(task, select_terms(terms, cost_terms, cost_mode), max_tcp_speed, backend=backend,
+                      render_mode=render_mode, width=width, height=height, camera=camera)
 
 
 def make_panda_push_env(
@@ -156,9 +160,5 @@ def make_panda_push_env(
     task = PandaPush()
     terms = _common_terms(tcp_speed_limit, joint_limit_margin)
     terms.insert(1, ObjectForceCost("fragile_force", force, "N", force_source, "force", bodies=(task.fragile.name,)))
-    for term in terms:
-        term.mode = cost_mode
-    robot = PandaRobot(bodies=(TABLE, *task.bodies()), cameras=CAMERAS, max_tcp_speed=_positive("max_tcp_speed",
-                                                                                                max_tcp_speed))
-    return SafeRobotEnv(robot, task, select_terms(terms, cost_terms), backend=backend, render_mode=render_mode,
-                        width=width, height=height, camera=camera)
+    return _panda_env(task, select_terms(terms, cost_terms, cost_mode), max_tcp_speed, backend=backend,
+                      render_mode=render_mode, width=width, height=height, camera=camera)
