@@ -1,19 +1,28 @@
 """``taxbench bench envs``: steps/s of every env on each backend beside the raw physics rate of the same model.
 
-Both rates come from one process and one run, so their ratio (env overhead: controller, observation, reward
-and cost terms) is meaningful on a shared machine even when the absolute figures are not.
+The raw rate replays, on the env's own sim, the very controls the env applied and the very states its
+episodes started from (``sim.step`` with those controls, ``sim.restore_state`` where the env reset), so
+both loops simulate the same trajectory and their ratio is the env's own overhead (action checks,
+controller, observation, reward, cost terms, info, wrappers) and nothing else. Both are timed in one
+process, interleaved in each repeat; the figures are medians over the repeats.
+
+``--reference`` adds Gymnasium's own v5 envs timed the same way (their raw step: ``mj_step`` with
+``frame_skip`` substeps), as a yardstick for the ratios.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 BACKENDS = ("mujoco", "pybullet")
+#: Gymnasium's own envs timed with ``--reference`` (the models of our locomotion envs).
+REFERENCE_ENVS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5")
 
 
 @dataclass
@@ -23,11 +32,14 @@ class EnvBench:
     Attributes:
         env_id: Gymnasium id.
         backend: ``mujoco`` or ``pybullet``.
-        env_steps_per_s: ``env.step`` calls per second with random actions (resets included), 1/s.
-        raw_steps_per_s: Control periods per second of the bare sim (``sim.step`` with zero controls), 1/s.
+        env_steps_per_s: ``env.step`` calls per second through ``gymnasium.make``'s wrappers, with random
+            actions (resets included), 1/s; median over repeats.
+        raw_steps_per_s: Control periods per second of the bare sim replaying the env's own controls and
+            episode starts, 1/s; median over repeats.
         physics_steps_per_s: Physics time steps per second of the bare sim, 1/s.
-        ratio: ``env_steps_per_s / raw_steps_per_s`` (1 = no env overhead).
+        ratio: Median over repeats of ``env rate / raw rate`` (1 = no env overhead).
         control_period_s: Control period, s.
+        repeats: Interleaved repeats behind the medians.
     """
 
     env_id: str
@@ -37,53 +49,151 @@ class EnvBench:
     physics_steps_per_s: float
     ratio: float
     control_period_s: float
+    repeats: int = 1
 
 
-def _substeps(sim: Any) -> int:
-    return int(getattr(sim, "frame_skip", None) or getattr(sim, "substeps", 1))
+@dataclass
+class _Raw:
+    """The bare physics of one env: a control step, a state restore, and the control period, s."""
+
+    step: Callable[[np.ndarray], None]
+    restore: Callable[[np.ndarray], None]
+    state: Callable[[], np.ndarray]
+    substeps: int
+    dt: float
 
 
-def bench_env(env_id: str, backend: str, steps: int, seed: int = 0) -> EnvBench | None:
-    """Time ``steps`` env steps and ``steps`` raw sim steps of one env; None if the backend is not supported."""
-    import gymnasium as gym
+def _raw_of(env: Any) -> _Raw:
+    """The bare physics under a taxbench env (its ``Sim``) or a Gymnasium ``MujocoEnv`` (``mj_step``)."""
+    inner = env.unwrapped
+    sim = getattr(inner, "sim", None)
+    if sim is not None:
+        substeps = int(getattr(sim, "frame_skip", None) or getattr(sim, "substeps", 1))
+        return _Raw(sim.step, sim.restore_state, sim.get_state, substeps, sim.dt)
+    import mujoco
 
+    model, data, frame_skip = inner.model, inner.data, int(inner.frame_skip)
+    spec = mujoco.mjtState.mjSTATE_INTEGRATION
+
+    def step(ctrl: np.ndarray) -> None:
+        data.ctrl[:] = ctrl
+        mujoco.mj_step(model, data, nstep=frame_skip)
+
+    def state() -> np.ndarray:
+        out = np.empty(mujoco.mj_stateSize(model, spec))
+        mujoco.mj_getState(model, data, out, spec)
+        return out
+
+    def restore(saved: np.ndarray) -> None:
+        mujoco.mj_setState(model, data, saved, spec)
+        mujoco.mj_forward(model, data)
+
+    return _Raw(step, restore, state, frame_skip, float(inner.dt))
+
+
+def _record(env: Any, raw: _Raw, actions: Sequence[np.ndarray], seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Run the env once, untimed: each episode's start state and the controls the env applied in it."""
+    inner = env.unwrapped
+    applied: list[np.ndarray] = []
+    if getattr(inner, "sim", None) is not None:
+        sim, step = inner.sim, inner.sim.step
+
+        def recording_step(ctrl: np.ndarray) -> None:
+            applied.append(np.array(ctrl, dtype=np.float64))
+            step(ctrl)
+
+        sim.step = recording_step
+        read_ctrl = None
+    else:
+        read_ctrl = inner.data.ctrl
+    episodes: list[tuple[np.ndarray, list[np.ndarray]]] = []
     try:
-        env = gym.make(env_id, backend=backend)
-    except ValueError:
-        return None
+        env.reset(seed=seed)
+        start, first = raw.state(), 0
+        for action in actions:
+            *_, terminated, truncated, _ = env.step(action)
+            if read_ctrl is not None:
+                applied.append(read_ctrl.copy())
+            if terminated or truncated:
+                episodes.append((start, applied[first:]))
+                env.reset()
+                start, first = raw.state(), len(applied)
+        episodes.append((start, applied[first:]))
+    finally:
+        if read_ctrl is None:
+            del inner.sim.step  # back to the class's method
+    return [(state, np.array(ctrls).reshape(len(ctrls), -1)) for state, ctrls in episodes if len(ctrls)]
+
+
+def _time_env(env: Any, actions: Sequence[np.ndarray], seed: int) -> float:
     env.reset(seed=seed)
-    env.action_space.seed(seed)
-    actions = [env.action_space.sample() for _ in range(steps)]
     start = time.perf_counter()
     for action in actions:
         *_, terminated, truncated, _ = env.step(action)
         if terminated or truncated:
             env.reset()
-    env_rate = steps / (time.perf_counter() - start)
-    sim = env.unwrapped.sim
-    sim.reset()
-    ctrl = np.zeros(len(sim.actuator_names))
+    return len(actions) / (time.perf_counter() - start)
+
+
+def _time_raw(raw: _Raw, episodes: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+    steps = sum(len(ctrls) for _, ctrls in episodes)
     start = time.perf_counter()
-    for _ in range(steps):
-        sim.step(ctrl)
-    raw_rate = steps / (time.perf_counter() - start)
-    result = EnvBench(env_id, backend, env_rate, raw_rate, raw_rate * _substeps(sim), env_rate / raw_rate, sim.dt)
-    env.close()
-    return result
+    for state, ctrls in episodes:
+        raw.restore(state)
+        for ctrl in ctrls:
+            raw.step(ctrl)
+    return steps / (time.perf_counter() - start)
 
 
-def bench_envs(env_ids: Sequence[str], backends: Sequence[str] = BACKENDS, steps: int = 1000,
-               progress: bool = True) -> list[EnvBench]:
-    """Benchmark every (env, backend) pair the env supports."""
+def bench_env(env_id: str, backend: str | None, steps: int, seed: int = 0, repeats: int = 3) -> EnvBench | None:
+    """Time ``steps`` env steps and the raw replay of the same trajectory, ``repeats`` times interleaved.
+
+    Args:
+        env_id: A registered id (a taxbench env, or with ``backend=None`` any Gymnasium ``MujocoEnv``).
+        backend: Physics backend of a taxbench env; None for an env without a ``backend`` kwarg.
+        steps: Env steps per timed run (the raw replay runs as many control steps).
+        seed: Seed of the env and of the random actions.
+        repeats: Interleaved repeats; the rates and the ratio are medians over them.
+
+    Returns:
+        The figures, or None if the env does not run on ``backend``.
+    """
+    import gymnasium as gym
+
+    try:
+        env = gym.make(env_id) if backend is None else gym.make(env_id, backend=backend)
+    except ValueError:
+        return None
+    env.action_space.seed(seed)
+    actions = [env.action_space.sample() for _ in range(steps)]
+    raw = _raw_of(env)
+    episodes = _record(env, raw, actions, seed)
+    env_rates, raw_rates = [], []
+    try:
+        for _ in range(repeats):
+            env_rates.append(_time_env(env, actions, seed))
+            raw_rates.append(_time_raw(raw, episodes))
+    finally:
+        env.close()
+    env_rate, raw_rate = statistics.median(env_rates), statistics.median(raw_rates)
+    ratio = statistics.median(e / r for e, r in zip(env_rates, raw_rates, strict=True))
+    return EnvBench(env_id, backend or "mujoco (gymnasium)", env_rate, raw_rate, raw_rate * raw.substeps, ratio,
+                    raw.dt, repeats)
+
+
+def bench_envs(env_ids: Sequence[str], backends: Sequence[str] = BACKENDS, steps: int = 1000, repeats: int = 3,
+               reference: Sequence[str] = (), progress: bool = True) -> list[EnvBench]:
+    """Benchmark every (env, backend) pair the env supports, then each ``reference`` Gymnasium env."""
     from rich.progress import Progress
 
-    pairs = [(env_id, backend) for env_id in env_ids for backend in backends]
+    pairs: list[tuple[str, str | None]] = [(env_id, backend) for env_id in env_ids for backend in backends]
+    pairs += [(env_id, None) for env_id in reference]
     results = []
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("bench envs", total=len(pairs))
         for env_id, backend in pairs:
-            bar.update(task, description=f"{env_id} ({backend})")
-            result = bench_env(env_id, backend, steps)
+            bar.update(task, description=f"{env_id} ({backend or 'gymnasium'})")
+            result = bench_env(env_id, backend, steps, repeats=repeats)
             if result is not None:
                 results.append(result)
             bar.advance(task)
@@ -94,7 +204,9 @@ def results_table(results: Sequence[EnvBench]) -> Any:
     """A rich table of the results."""
     from rich.table import Table
 
-    table = Table(title="env steps/s vs the raw physics of the same model (one run; trust the ratios)")
+    repeats = max((r.repeats for r in results), default=1)
+    table = Table(title=f"env steps/s vs the raw physics replaying the same trajectory (medians of {repeats}; "
+                        "one run, trust the ratios)")
     table.add_column("env", no_wrap=True)
     table.add_column("backend")
     for column in ("ctrl period s", "env steps/s", "raw sim steps/s", "physics steps/s", "env / raw"):
@@ -126,7 +238,12 @@ def add_bench_parser(sub: Any, positive_int: Any, env_id: Any) -> Any:
                       help="physics backend (repeatable; default: both; envs a backend cannot run are skipped)")
     envs.add_argument("--steps", type=positive_int, default=1000,
                       help="env steps and raw sim steps timed per env and backend (default 1000)")
+    envs.add_argument("--repeats", type=positive_int, default=3,
+                      help="interleaved repeats of the env and raw loops; medians (default 3)")
+    envs.add_argument("--reference", action="store_true",
+                      help=f"also time Gymnasium's own {', '.join(REFERENCE_ENVS)} the same way")
     envs.add_argument("--csv", type=str, default=None, help="also write the results to this CSV file")
+    envs.add_argument("--json", type=str, default=None, help="also write the results to this JSON file")
     envs.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     from taxbench.experiments.bench_render import add_render_parser
 
@@ -142,18 +259,21 @@ def add_bench_parser(sub: Any, positive_int: Any, env_id: Any) -> Any:
 
 
 def cmd_bench_envs(args: Any, console: Any) -> int:
-    """Run ``taxbench bench envs``: print the table and optionally write a CSV."""
+    """Run ``taxbench bench envs``: print the table and optionally write CSV/JSON."""
     from pathlib import Path
 
     from taxbench.envs import ENV_IDS
-    from taxbench.experiments.runfolder import atomic_write_csv
+    from taxbench.experiments.runfolder import atomic_write_csv, atomic_write_json
 
-    results = bench_envs(args.envs or list(ENV_IDS), args.backends or list(BACKENDS), args.steps,
-                         progress=not args.no_progress)
+    results = bench_envs(args.envs or list(ENV_IDS), args.backends or list(BACKENDS), args.steps, args.repeats,
+                         REFERENCE_ENVS if args.reference else (), progress=not args.no_progress)
     console.print(results_table(results))
     if args.csv:
         atomic_write_csv(Path(args.csv), as_rows(results), list(EnvBench.__dataclass_fields__))
         console.print(f"wrote {args.csv}", highlight=False)
+    if args.json:
+        atomic_write_json(Path(args.json), {"rows": as_rows(results)})
+        console.print(f"wrote {args.json}", highlight=False)
     return 0
 
 

@@ -7,6 +7,7 @@ encoding of those frames, all in frames per second.
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from collections.abc import Sequence
@@ -30,8 +31,32 @@ def _make(env_id: str, backend: str, width: int, height: int) -> Any | None:
         return None  # this env does not run on this backend
 
 
+def _time_once(env: Any, frames: int, hud: Any) -> tuple[float, float, float, float]:
+    """One repeat: (render fps, render + HUD fps, H.264 encode fps, mean pixel std) over ``frames`` frames."""
+    from taxbench.experiments.video import VideoWriter, annotate
+
+    images, render_s = [], 0.0
+    for _ in range(frames):
+        env.step(env.action_space.sample())
+        start = time.perf_counter()
+        images.append(env.render())
+        render_s += time.perf_counter() - start
+    start = time.perf_counter()
+    annotated = [annotate(image, hud) for image in images]
+    hud_s = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        with VideoWriter(Path(tmp) / "bench.mp4", 20.0) as writer:
+            for image in annotated:
+                writer.append(image)
+        encode_s = time.perf_counter() - start
+    return (frames / render_s, frames / (render_s + hud_s), frames / encode_s,
+            float(np.mean([image.std() for image in images])))
+
+
 def bench_render(
     env_ids: Sequence[str] | None = None, *, width: int = 320, height: int = 240, frames: int = 60, seed: int = 0,
+    repeats: int = 3,
 ) -> list[dict[str, Any]]:
     """Frames per second of headless rendering for every env × backend that can be built.
 
@@ -39,24 +64,27 @@ def bench_render(
         env_ids: Envs to time (default :data:`DEFAULT_ENVS` that are registered).
         width: Frame width, pixels.
         height: Frame height, pixels.
-        frames: Frames timed per measurement (after one warm-up frame).
+        frames: Frames timed per repeat (after one warm-up frame).
         seed: Reset seed; random actions between frames are drawn from it.
+        repeats: Repeats per env and backend; the rates are medians over them.
 
     Returns:
         One row per env and backend: ``env_id``, ``backend``, ``size``, ``render_fps`` (raw frames),
-        ``hud_fps`` (render + HUD + red frame), ``encode_fps`` (H.264 encoding of the HUD frames) and
-        ``gl`` (the MuJoCo GL backend, from ``MUJOCO_GL``).
+        ``hud_fps`` (render + HUD + red frame), ``encode_fps`` (H.264 encoding of the HUD frames), ``gl``
+        (the MuJoCo GL backend, from ``MUJOCO_GL``), ``mean_pixel_std`` (0 would mean blank frames) and
+        ``repeats``.
     """
     import os
 
     import gymnasium
 
     import taxbench.envs  # noqa: F401 - registers the ids
-    from taxbench.experiments.video import HudState, VideoWriter, annotate
+    from taxbench.experiments.video import HudState
 
-    if frames < 1:
-        raise ValueError(f"frames must be >= 1, got {frames}")
+    if frames < 1 or repeats < 1:
+        raise ValueError(f"frames and repeats must be >= 1, got {frames} and {repeats}")
     ids = list(env_ids) if env_ids else [e for e in DEFAULT_ENVS if e in gymnasium.registry]
+    hud = HudState("bench", 0, seed, 1, 0.05, 1.0, 1.0, 1.0, 1.0, 0.5, ("velocity 3.2>1 m/s",))
     rows = []
     for env_id in ids:
         if env_id not in gymnasium.registry:
@@ -69,29 +97,15 @@ def bench_render(
                 env.reset(seed=seed)
                 env.action_space.seed(seed)
                 env.render()
-                images, render_s = [], 0.0
-                for _ in range(frames):
-                    env.step(env.action_space.sample())
-                    start = time.perf_counter()
-                    images.append(env.render())
-                    render_s += time.perf_counter() - start
+                runs = [_time_once(env, frames, hud) for _ in range(repeats)]
             finally:
                 env.close()
-            hud = HudState("bench", 0, seed, 1, 0.05, 1.0, 1.0, 1.0, 1.0, 0.5, ("velocity 3.2>1 m/s",))
-            start = time.perf_counter()
-            annotated = [annotate(image, hud) for image in images]
-            hud_s = time.perf_counter() - start
-            with tempfile.TemporaryDirectory() as tmp:
-                start = time.perf_counter()
-                with VideoWriter(Path(tmp) / "bench.mp4", 20.0) as writer:
-                    for image in annotated:
-                        writer.append(image)
-                encode_s = time.perf_counter() - start
+            render_fps, hud_fps, encode_fps, pixel_std = (statistics.median(column) for column in zip(*runs,
+                                                                                                      strict=True))
             rows.append({"env_id": env_id, "backend": backend, "size": f"{width}x{height}",
-                         "render_fps": frames / render_s, "hud_fps": frames / (render_s + hud_s),
-                         "encode_fps": frames / encode_s,
+                         "render_fps": render_fps, "hud_fps": hud_fps, "encode_fps": encode_fps,
                          "gl": os.environ.get("MUJOCO_GL", "default") if backend == "mujoco" else "TinyRenderer",
-                         "mean_pixel_std": float(np.mean([image.std() for image in images]))})
+                         "mean_pixel_std": pixel_std, "repeats": repeats})
     return rows
 
 
@@ -100,7 +114,8 @@ def print_bench_render(rows: Sequence[dict[str, Any]], console: Any = None) -> N
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="headless rendering, frames/s (one process)")
+    repeats = max((row["repeats"] for row in rows), default=1)
+    table = Table(title=f"headless rendering, frames/s (one process; medians of {repeats})")
     for column in ("env", "backend", "size", "GL", "render", "render + HUD", "H.264 encode"):
         table.add_column(column, justify="right" if column in ("render", "render + HUD", "H.264 encode") else "left")
     for row in rows:
@@ -117,16 +132,21 @@ def add_render_parser(bench_sub: Any, positive_int: Any, env_id: Any) -> None:
     render.add_argument("--width", type=positive_int, default=320, help="frame width, pixels (default 320)")
     render.add_argument("--height", type=positive_int, default=240, help="frame height, pixels (default 240)")
     render.add_argument("--frames", type=positive_int, default=60, help="frames timed per env and backend (default 60)")
+    render.add_argument("--repeats", type=positive_int, default=3, help="repeats; medians (default 3)")
     render.add_argument("--csv", type=str, default=None, help="also write the results to this CSV file")
+    render.add_argument("--json", type=str, default=None, help="also write the results to this JSON file")
 
 
 def cmd_bench_render(args: Any, console: Any) -> int:
-    """Run ``taxbench bench render``: print the table and optionally write a CSV."""
-    from taxbench.experiments.runfolder import atomic_write_csv
+    """Run ``taxbench bench render``: print the table and optionally write CSV/JSON."""
+    from taxbench.experiments.runfolder import atomic_write_csv, atomic_write_json
 
-    rows = bench_render(args.envs, width=args.width, height=args.height, frames=args.frames)
+    rows = bench_render(args.envs, width=args.width, height=args.height, frames=args.frames, repeats=args.repeats)
     print_bench_render(rows, console)
     if args.csv:
         atomic_write_csv(Path(args.csv), rows, list(rows[0]) if rows else ["env_id"])
         console.print(f"wrote {args.csv}", highlight=False)
+    if args.json:
+        atomic_write_json(Path(args.json), {"rows": rows})
+        console.print(f"wrote {args.json}", highlight=False)
     return 0

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_ENV = "taxbench/HalfCheetahVelocity-v0"
+#: A light model (HalfCheetah: ~28 µs of physics per control step) and a heavy one (Ant: ~190 µs).
+DEFAULT_ENVS = ("taxbench/HalfCheetahVelocity-v0", "taxbench/AntVelocity-v0")
 DEFAULT_N_ENVS = (16, 32, 64)
 
 
@@ -51,7 +52,7 @@ def _vector_rate(vec: Any, steps: int, seed: int) -> float:
     return steps * vec.num_envs / (time.perf_counter() - start)
 
 
-def bench_vector(env_id: str = DEFAULT_ENV, n_envs: Sequence[int] = DEFAULT_N_ENVS, *, nthread: int = 2,
+def bench_vector(env_id: str = DEFAULT_ENVS[0], n_envs: Sequence[int] = DEFAULT_N_ENVS, *, nthread: int = 2,
                  world_steps: int = 8192, repeats: int = 5, seed: int = 0) -> list[dict[str, Any]]:
     """Time the vector env at each ``N`` against the raw physics of one world.
 
@@ -115,7 +116,8 @@ def print_bench_vector(rows: Sequence[dict[str, Any]], console: Any) -> None:
 def add_vector_parser(bench_sub: Any, positive_int: Any, env_id: Any) -> None:
     """Add ``vector`` to the ``taxbench bench`` subcommands."""
     vector = bench_sub.add_parser("vector", help="batched-physics vector env steps/s vs one world's raw physics")
-    vector.add_argument("--env", type=env_id, default=DEFAULT_ENV, help=f"MuJoCo env id (default {DEFAULT_ENV})")
+    vector.add_argument("--env", dest="envs", type=env_id, action="append", default=None,
+                        help=f"MuJoCo env id (repeatable; default {' and '.join(DEFAULT_ENVS)})")
     vector.add_argument("--n-envs", type=positive_int, nargs="+", default=list(DEFAULT_N_ENVS),
                         help="numbers of worlds to time (default 16 32 64)")
     vector.add_argument("--threads", type=positive_int, default=2,
@@ -133,8 +135,9 @@ def cmd_bench_vector(args: Any, console: Any) -> int:
     from taxbench.experiments.runfolder import atomic_write_csv, atomic_write_json
 
     try:
-        rows = bench_vector(args.env, args.n_envs, nthread=args.threads, world_steps=args.world_steps,
-                            repeats=args.repeats)
+        rows = [row for env in args.envs or DEFAULT_ENVS
+                for row in bench_vector(env, args.n_envs, nthread=args.threads, world_steps=args.world_steps,
+                                        repeats=args.repeats)]
     except NotBatchableError as exc:
         console.print(f"taxbench bench vector: error: {exc}", highlight=False)
         return 2

@@ -53,18 +53,20 @@ def gae(
         The advantages, float32, shape ``(n_steps, n_envs)``.
     """
     n_steps = rewards.shape[0]
+    # Everything but the recursion is elementwise: computed for all steps at once, with the operations of the
+    # step-by-step formulas above in the same order and dtypes (float32 for the buffers' arrays): same numbers.
+    next_values = np.empty_like(values)
+    next_values[:-1] = values[1:]
+    next_values[-1] = np.asarray(last_values, dtype=np.float32).flatten()
+    next_non_terminal = np.empty_like(episode_starts)
+    next_non_terminal[:-1] = 1.0 - episode_starts[1:]
+    next_non_terminal[-1] = 1.0 - np.asarray(dones).astype(np.float32)
+    deltas = rewards + gamma * next_values * next_non_terminal - values
+    decays = gamma * gae_lambda * next_non_terminal
     advantages = np.zeros(rewards.shape, dtype=np.float32)
-    last_values = np.asarray(last_values, dtype=np.float32).flatten()
     last_gae_lam: np.ndarray | float = 0
     for step in reversed(range(n_steps)):
-        if step == n_steps - 1:
-            next_non_terminal = 1.0 - np.asarray(dones).astype(np.float32)
-            next_values = last_values
-        else:
-            next_non_terminal = 1.0 - episode_starts[step + 1]
-            next_values = values[step + 1]
-        delta = rewards[step] + gamma * next_values * next_non_terminal - values[step]
-        last_gae_lam = delta + gamma * gae_lambda * next_non_terminal * last_gae_lam
+        last_gae_lam = deltas[step] + decays[step] * last_gae_lam
         advantages[step] = last_gae_lam
     return advantages
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,7 +68,10 @@ class SafeRobotEnv(gym.Env[np.ndarray, np.ndarray]):
         obs_size = robot.observation(self.sim).size + task.observation_size()
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(obs_size,), dtype=np.float64)
         self._cost_keys = [(f"cost_{t.name}", f"measure_{t.name}") for t in self.safety]
+        self._cost_slots = [(term, *keys) for term, keys in zip(self.safety, self._cost_keys, strict=True)]
         self._reward_keys = {term: f"reward_{term}" for term in task.reward_terms}
+        self._task_observes = task.observation_size() > 0
+        self._dt = self.sim.dt  # the control period is fixed at construction (render_fps above relies on it too)
 
     @property
     def cost_terms(self) -> tuple[str, ...]:
@@ -75,13 +79,23 @@ class SafeRobotEnv(gym.Env[np.ndarray, np.ndarray]):
         return tuple(term.name for term in self.safety)
 
     def _observation(self) -> np.ndarray:
+        if not self._task_observes:
+            return self.robot.observation(self.sim)
         return np.concatenate([self.robot.observation(self.sim), self.task.observation(self.sim, self.robot)])
 
-    def _check_action(self, action: Any) -> np.ndarray:
+    def check_action(self, action: Any, batch: int | None = None) -> np.ndarray:
+        """``action`` as float64, clipped to the action space; ``batch`` rows of actions if given (a vector env).
+
+        Raises:
+            ValueError: on a wrong shape or a non-finite entry.
+        """
         action = np.asarray(action, dtype=np.float64)
-        if action.shape != self.action_space.shape:
-            raise ValueError(f"action must have shape {self.action_space.shape}, got {action.shape}")
-        if not np.isfinite(action).all():
+        expected = self._action_low.shape if batch is None else (batch, *self._action_low.shape)
+        if action.shape != expected:
+            raise ValueError(f"action must have shape {expected}, got {action.shape}")
+        # a·a is finite whenever every entry is (squares cannot cancel); only when it is not (a NaN, an inf, or
+        # |a| > 1e154 overflowing) does the exact element-wise test decide. One dot instead of isfinite().all().
+        if not math.isfinite(np.vdot(action, action)) and not np.isfinite(action).all():
             raise ValueError(f"action must be finite, got {action.tolist()}")
         # Two ufunc calls: the same result as np.clip without its Python-level dispatch (a few µs per step).
         return np.minimum(np.maximum(action, self._action_low), self._action_high)
@@ -94,7 +108,7 @@ class SafeRobotEnv(gym.Env[np.ndarray, np.ndarray]):
         self.task.reset(self.sim, self.robot, self.np_random)
         self.sim.forward()
         root = self.robot.root_position(self.sim)
-        ctx = StepContext(self.sim, self.robot, np.zeros(self.action_space.shape), self.sim.dt, root, root)
+        ctx = StepContext(self.sim, self.robot, np.zeros(self.action_space.shape), self._dt, root, root)
         info: dict[str, Any] = {"cost": 0.0, "violation": False}
         for term, (cost_key, measure_key) in zip(self.safety, self._cost_keys, strict=True):
             term.reset(self.sim, self.robot)
@@ -112,32 +126,37 @@ class SafeRobotEnv(gym.Env[np.ndarray, np.ndarray]):
         obs, reward, terminated, info = self.after_physics(action, root_before)
         return obs, reward, terminated, False, info
 
-    def before_physics(self, action: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Validate and clip ``action``; return it with the root position before the step, m.
+    def before_physics(self, action: Any, *, checked: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Validate and clip ``action`` (unless ``checked``); return it with the root position before the step, m.
 
         :meth:`step` is ``before_physics`` → ``sim.step(robot.control(...))`` → :meth:`after_physics`; a vector env
-        that steps many worlds' physics in one native call runs the same two halves around it.
+        that steps many worlds' physics in one native call runs the same two halves around it (checking all its
+        worlds' actions in one call first, with ``checked=True`` here).
         """
-        return self._check_action(action), self.robot.root_position(self.sim)
+        return action if checked else self.check_action(action), self.robot.root_position(self.sim)
 
     def after_physics(self, action: np.ndarray, root_before: np.ndarray) -> tuple[np.ndarray, float, bool, dict]:
         """Rewards, costs, success and termination of the step just simulated: ``(obs, reward, terminated, info)``."""
-        ctx = StepContext(self.sim, self.robot, action, self.sim.dt, root_before, self.robot.root_position(self.sim))
-        rewards = self.task.rewards(ctx)
-        info: dict[str, Any] = {self._reward_keys[name]: value for name, value in rewards.items()}
-        reward = float(sum(rewards.values()))
+        sim, robot, task = self.sim, self.robot, self.task
+        ctx = StepContext(sim, robot, action, self._dt, root_before, robot.root_position(sim))
+        info: dict[str, Any] = {}
+        reward = 0.0
+        for name, value in task.rewards(ctx).items():
+            info[self._reward_keys[name]] = value
+            reward += value
         total_cost = 0.0
-        for term, (cost_key, measure_key) in zip(self.safety, self._cost_keys, strict=True):
+        for term, cost_key, measure_key in self._cost_slots:
             measure = float(term.measure(ctx))
             cost = term.cost(measure)
-            info[cost_key], info[measure_key] = cost, measure
+            info[cost_key] = cost
+            info[measure_key] = measure
             total_cost += cost
         info["cost"] = total_cost
         info["violation"] = total_cost > 0.0
-        info["is_success"] = bool(self.task.is_success(self.sim, self.robot))
-        info.update(self.task.info(ctx))
-        terminated = bool(self.task.is_terminated(self.sim, self.robot))
-        return self._observation(), reward, terminated, info
+        info["is_success"] = bool(task.is_success(sim, robot))
+        info.update(task.info(ctx))
+        terminated = bool(task.is_terminated(sim, robot))
+        return self._observation(), float(reward), terminated, info
 
     def render(self) -> np.ndarray | None:  # type: ignore[override]
         """RGB frame (height, width, 3) uint8 when ``render_mode="rgb_array"``."""

@@ -43,9 +43,10 @@ def batchable(env: gymnasium.Env) -> bool:
 class _ThreadTuner:
     """Picks the faster of 1 and ``nthread`` stepping threads from timed calls, and checks again now and then.
 
-    Threads pay where a world's physics is long beside the Python run on it (Ant: 1.4-1.6x on 2 cores) and
-    cost where it is short (HalfCheetah at N <= 16: GIL hand-offs make 2 threads slower than 1). The
-    choice changes speed only: every thread count gives bit-identical results.
+    Threads pay where a world's physics is long beside the Python run on it (Ant: 1.3-1.4x one world's raw
+    rate on 2 cores, 0.75-0.85x on one thread) and can cost where it is short (HalfCheetah at N <= 16: GIL
+    hand-offs can make 2 threads slower than 1). The choice changes speed only: every thread count gives
+    bit-identical results.
     """
 
     def __init__(self, nthread: int, trials: int = 12, every: int = 5000) -> None:
@@ -187,13 +188,13 @@ class SafeRobotVectorEnv(VectorEnv):
 
     def _step_lists(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
                                                         list[dict], list[np.ndarray | None], list[dict | None]]:
-        checked, roots, ctrls = [], [], []
-        for env, action in zip(self.envs, actions, strict=True):  # SafeRobotEnv.step before the physics
-            action, root = env.before_physics(action)
-            checked.append(action)
+        n = self.num_envs
+        checked = self.envs[0].check_action(actions, batch=n)  # every world's action in one call: same rows
+        roots, ctrls = [], []
+        for env, action in zip(self.envs, checked, strict=True):  # SafeRobotEnv.step before the physics
+            _, root = env.before_physics(action, checked=True)
             roots.append(root)
             ctrls.append(env.robot.control(env.sim, action))
-        n = self.num_envs
         obs = np.empty((n, *self.single_observation_space.shape), dtype=self.single_observation_space.dtype)
         rewards, terminated, truncated = np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
         final_obs: list[np.ndarray | None] = [None] * n

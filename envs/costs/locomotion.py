@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -28,7 +29,7 @@ class VelocityCost(CostTerm):
         velocity = ctx.root_velocity
         if self.planar:
             return float(velocity[0])
-        return float(np.hypot(velocity[0], velocity[1]))
+        return math.hypot(velocity[0], velocity[1])
 
 
 @dataclass

@@ -6,14 +6,19 @@ Walker2d-v5, Ant-v5) so returns are comparable with published Gymnasium results.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from gymnasium import spaces
 
 from taxbench.envs.core.assets import gymnasium_model
 from taxbench.envs.core.sim import Marker, Sim
+
+if TYPE_CHECKING:
+    from taxbench.envs.sim.mujoco_sim import MujocoSim
 
 
 @dataclass
@@ -51,6 +56,7 @@ class LeggedRobot:
     healthy_z_range: tuple[float, float] | None = None
     healthy_angle_range: tuple[float, float] | None = None
     healthy_state_range: tuple[float, float] | None = None
+    _root_qpos: tuple[int, ...] = field(default=(), init=False, repr=False)
 
     def build_sim(self, markers: Sequence[Marker], backend: str) -> Sim:
         """Load the model on MuJoCo (PyBullet's MJCF import gives a different robot: see NOTES.md)."""
@@ -82,26 +88,37 @@ class LeggedRobot:
             qvel = sim.init_qvel + rng.uniform(-scale, scale, size=sim.init_qvel.size)
         sim.set_state(qpos, qvel)
 
-    def observation(self, sim: Sim) -> np.ndarray:
+    def observation(self, sim: MujocoSim) -> np.ndarray:  # type: ignore[override]
         """Qpos without the root's horizontal position, qvel (clipped where v5 clips), contact forces (Ant)."""
-        qvel = sim.qvel
+        qvel = sim.qvel_view
         if self.velocity_clip is not None:
-            qvel = np.clip(qvel, -self.velocity_clip, self.velocity_clip)
-        parts = [sim.qpos[self.position_obs_skip:], qvel]
-        if self.include_contact_forces:
-            parts.append(np.clip(sim.external_forces()[1:], -1.0, 1.0).ravel())
-        return np.concatenate(parts)
+            qvel = np.minimum(np.maximum(qvel, -self.velocity_clip), self.velocity_clip)  # np.clip, minus dispatch
+        if not self.include_contact_forces:
+            return np.concatenate((sim.qpos_view[self.position_obs_skip:], qvel))
+        forces = np.minimum(np.maximum(sim.external_forces()[1:], -1.0), 1.0)
+        return np.concatenate((sim.qpos_view[self.position_obs_skip:], qvel, forces.ravel()))
 
-    def root_position(self, sim: Sim) -> np.ndarray:
+    def _root_index(self, sim: MujocoSim) -> tuple[int, ...]:
+        """Indices into qpos of the root's (x, z) for planar robots, (x, y, z) otherwise; looked up once.
+
+        Every sim this robot builds loads the same model file, so the indices hold for all of them.
+        """
+        if not self._root_qpos:
+            slices = [sim.joint_qpos_slice(name) for name in self.root_joint]
+            self._root_qpos = tuple(s.start for s in slices) if self.planar else tuple(range(slices[0].start,
+                                                                                             slices[0].start + 3))
+        return self._root_qpos
+
+    def root_position(self, sim: MujocoSim) -> np.ndarray:  # type: ignore[override]
         """Exact root position from generalised coordinates, m: (x, y, z); y = 0 for planar robots."""
+        qpos, index = sim.qpos_view, self._root_qpos or self._root_index(sim)
         if self.planar:
-            x_joint, z_joint = self.root_joint
-            return np.array([sim.joint_position(x_joint)[0], 0.0, sim.joint_position(z_joint)[0]])
-        return sim.joint_position(self.root_joint[0])[:3].copy()
+            return np.array((qpos[index[0]], 0.0, qpos[index[1]]))
+        return qpos[index[0]:index[2] + 1].copy()
 
-    def torso_height(self, sim: Sim) -> float:
+    def torso_height(self, sim: MujocoSim) -> float:
         """Height of the root above the ground plane, m (relative height for planar models)."""
-        return float(self.root_position(sim)[2])
+        return float(sim.qpos_view[(self._root_qpos or self._root_index(sim))[-1]])
 
     def torso_pitch(self, sim: Sim) -> float:
         """Torso angle of a planar robot about the y axis, rad (the ``rooty`` hinge)."""
@@ -112,15 +129,17 @@ class LeggedRobot:
         up = sim.body_orientation(self.root_body)[:, 2]
         return float(np.arccos(np.clip(up[2], -1.0, 1.0)))
 
-    def is_healthy(self, sim: Sim) -> bool:
+    def is_healthy(self, sim: MujocoSim) -> bool:  # type: ignore[override]
         """Gymnasium-v5 health check: finite state, torso height and pitch within range."""
-        qpos, qvel = sim.qpos, sim.qvel
-        if not (np.all(np.isfinite(qpos)) and np.all(np.isfinite(qvel))):
+        qpos, qvel = sim.qpos_view, sim.qvel_view
+        # q·q + v·v is finite exactly when every entry is, unless it overflows (|x| > 1e154): then the exact test.
+        finite = math.isfinite(np.dot(qpos, qpos) + np.dot(qvel, qvel))
+        if not finite and not (np.isfinite(qpos).all() and np.isfinite(qvel).all()):
             return False
         if self.healthy_state_range is not None:
             low, high = self.healthy_state_range
-            rest = np.concatenate([qpos, qvel])[2:]
-            if not np.all((low < rest) & (rest < high)):
+            rest = np.concatenate((qpos, qvel))[2:]
+            if not (low < rest.min() and rest.max() < high):
                 return False
         if self.healthy_z_range is not None:
             low, high = self.healthy_z_range

@@ -81,6 +81,9 @@ class MujocoSim:
         self._force_buffer = np.zeros(6)
         self.init_qpos = self.data.qpos.copy()
         self.init_qvel = self.data.qvel.copy()
+        self._qpos_view, self._qvel_view = self.data.qpos.view(), self.data.qvel.view()
+        self._qpos_view.flags.writeable = self._qvel_view.flags.writeable = False
+        self._ctrl = self.data.ctrl  # one view, kept: ``data.ctrl`` builds a new array object on every access
         mujoco.mj_forward(self.model, self.data)
 
     @staticmethod
@@ -124,7 +127,16 @@ class MujocoSim:
 
     def step(self, ctrl: np.ndarray) -> None:
         """Set controls and advance ``frame_skip`` physics steps."""
-        self.data.ctrl[:] = ctrl
+        self._ctrl[:] = ctrl
+        mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+        self._cfrc_valid = False
+
+    def set_control(self, ctrl: np.ndarray) -> None:
+        """Set the actuator controls the next :meth:`advance` applies (``step`` = ``set_control`` + ``advance``)."""
+        self._ctrl[:] = ctrl
+
+    def advance(self) -> None:
+        """Advance ``frame_skip`` physics steps with the controls already set (``mj_step`` releases the GIL)."""
         mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
         self._cfrc_valid = False
 
@@ -142,6 +154,16 @@ class MujocoSim:
     def qvel(self) -> np.ndarray:
         """Generalised velocities (copy)."""
         return self.data.qvel.copy()
+
+    @property
+    def qpos_view(self) -> np.ndarray:
+        """Generalised positions as a read-only live view: it changes as the sim steps (copy it to keep it)."""
+        return self._qpos_view
+
+    @property
+    def qvel_view(self) -> np.ndarray:
+        """Generalised velocities as a read-only live view (see :attr:`qpos_view`)."""
+        return self._qvel_view
 
     def set_state(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
         """Set generalised state and recompute derived quantities."""
@@ -198,6 +220,10 @@ class MujocoSim:
         nq, nv = {int(mujoco.mjtJoint.mjJNT_FREE): (7, 6), int(mujoco.mjtJoint.mjJNT_BALL): (4, 3)}.get(
             int(jtype), (1, 1))
         return slice(qadr, qadr + nq), slice(vadr, vadr + nv)
+
+    def joint_qpos_slice(self, name: str) -> slice:
+        """Where a joint's generalised position(s) sit in qpos (for robots that read :attr:`qpos_view`)."""
+        return self._joint_slices(name)[0]
 
     def joint_position(self, name: str) -> np.ndarray:
         """Generalised position(s) of a joint (rad, m, or free-joint 7-vector)."""

@@ -232,7 +232,20 @@ def test_view_says_plainly_when_there_is_no_display(runs, monkeypatch, capsys):
 def test_bench_render_reports_frames_per_second():
     from taxbench.experiments.bench_render import bench_render
 
-    [row] = bench_render(["taxbench/HalfCheetahSlowZone-v0"], width=64, height=48, frames=3)
-    assert row["backend"] == "mujoco" and row["size"] == "64x48"
+    [row] = bench_render(["taxbench/HalfCheetahSlowZone-v0"], width=64, height=48, frames=3, repeats=2)
+    assert row["backend"] == "mujoco" and row["size"] == "64x48" and row["repeats"] == 2
     assert row["render_fps"] > 0 and 0 < row["hud_fps"] <= row["render_fps"] and row["encode_fps"] > 0
     assert row["mean_pixel_std"] > 10
+
+
+def test_bench_render_cli_writes_json(tmp_path):
+    import json
+
+    from taxbench.experiments.cli import main
+
+    out = tmp_path / "render.json"
+    assert main(["bench", "render", "--env", "taxbench/PandaReach-v0", "--width", "64", "--height", "48",
+                 "--frames", "2", "--repeats", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["backend"] for r in rows} == {"mujoco", "pybullet"}
+    assert all(r["render_fps"] > 0 and r["mean_pixel_std"] > 0 for r in rows)

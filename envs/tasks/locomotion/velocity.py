@@ -40,14 +40,20 @@ V5_WEIGHTS = {
 }
 
 
-def locomotion_rewards(ctx: StepContext, weights: LocomotionWeights, robot: LeggedRobot) -> dict[str, float]:
-    """Control, healthy and contact terms shared by every locomotion task (without the forward term)."""
-    terms = {"ctrl": -weights.ctrl * float(np.sum(np.square(ctx.action)))}
+def locomotion_rewards(ctx: StepContext, weights: LocomotionWeights, robot: LeggedRobot,
+                       terms: dict[str, float] | None = None) -> dict[str, float]:
+    """Control, healthy and contact terms shared by every locomotion task, added to ``terms`` (a new dict if None).
+
+    The task's own terms go first in ``terms``: the reward is summed in dict order. ``np.add.reduce`` and
+    ``np.minimum/maximum`` are ``np.sum`` and ``np.clip`` without their Python-level dispatch (same values).
+    """
+    terms = {} if terms is None else terms
+    terms["ctrl"] = -weights.ctrl * float(np.add.reduce(np.square(ctx.action)))
     if weights.healthy:
         terms["healthy"] = weights.healthy * float(robot.is_healthy(ctx.sim))
     if weights.contact:
-        forces = np.clip(ctx.sim.external_forces(), -1.0, 1.0)
-        terms["contact"] = -weights.contact * float(np.sum(np.square(forces)))
+        forces = np.minimum(np.maximum(ctx.sim.external_forces(), -1.0), 1.0)
+        terms["contact"] = -weights.contact * float(np.add.reduce(np.square(forces), axis=None))
     return terms
 
 
@@ -87,8 +93,8 @@ class RunForward:
 
     def rewards(self, ctx: StepContext) -> dict[str, float]:
         """Forward velocity reward plus the shared locomotion terms."""
-        return {"forward": self.weights.forward * float(ctx.root_velocity[0]),
-                **locomotion_rewards(ctx, self.weights, self.robot)}
+        terms = {"forward": self.weights.forward * float(ctx.root_velocity[0])}
+        return locomotion_rewards(ctx, self.weights, self.robot, terms)
 
     def is_success(self, sim: Sim, robot: LeggedRobot) -> bool:
         """Velocity tasks have no success state."""
