@@ -56,7 +56,7 @@ class LeggedRobot:
     healthy_z_range: tuple[float, float] | None = None
     healthy_angle_range: tuple[float, float] | None = None
     healthy_state_range: tuple[float, float] | None = None
-    _root_qpos: tuple[int, ...] = field(default=(), init=False, repr=False)
+    _root_qpos: tuple[int, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def build_sim(self, markers: Sequence[Marker], backend: str) -> Sim:
         """Load the model on MuJoCo (PyBullet's MJCF import gives a different robot: see NOTES.md)."""
