@@ -19,6 +19,8 @@ from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.type_aliases import MaybeCallback
 
+from .cost_info import costs_from_infos
+
 __all__ = ["CostPenaltyWrapper", "PPOPenalty", "PenaltyRolloutBuffer", "penalized_reward"]
 
 
@@ -30,13 +32,6 @@ def _check_coef(penalty_coef: float) -> float:
     if not math.isfinite(beta) or beta < 0:
         raise ValueError(f"penalty_coef must be a finite number >= 0, got {penalty_coef!r}")
     return beta
-
-
-def _costs(infos: list[dict[str, Any]]) -> np.ndarray:
-    costs = np.array([float(info.get("cost", 0.0)) for info in infos], dtype=np.float32)
-    if not np.all(np.isfinite(costs)) or np.any(costs < 0):
-        raise ValueError(f"info['cost'] must be finite and >= 0, got {costs.tolist()}")
-    return costs
 
 
 def penalized_reward(reward: np.ndarray | float, cost: np.ndarray | float, penalty_coef: float) -> np.ndarray:
@@ -66,7 +61,7 @@ class _CostTap(BaseCallback):
     def _on_step(self) -> bool:
         buffer = self.model.rollout_buffer
         assert isinstance(buffer, PenaltyRolloutBuffer)
-        buffer.pending_costs = _costs(self.locals["infos"])
+        buffer.pending_costs = costs_from_infos(self.locals["infos"])
         return True
 
 
@@ -117,6 +112,6 @@ class CostPenaltyWrapper(gym.Wrapper):
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         """Step the env and penalise its reward by the step's cost."""
         obs, reward, terminated, truncated, info = self.env.step(action)
-        cost = float(_costs([info])[0])
+        cost = float(costs_from_infos([info])[0])
         penalized = float(penalized_reward(reward, cost, self.penalty_coef))
         return obs, penalized, terminated, truncated, {**info, "reward_task": float(reward)}

@@ -23,7 +23,6 @@ are shuffled by its own ``numpy.random.Generator``, so the global RNG streams PP
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Iterator
 from typing import Any, TypeVar
@@ -38,6 +37,7 @@ from stable_baselines3.common.utils import explained_variance
 
 from .buffers import CostRolloutBuffer
 from .cost_critic import CostCritic, value_net_arch
+from .cost_info import costs_from_infos, tally_episode_costs
 from .lagrange import LagrangeOptimizer, make_multiplier
 
 __all__ = ["PPOLagrangian"]
@@ -234,32 +234,24 @@ class PPOLagrangian(PPO):
         return combined
 
     def _extract_costs(self, infos: list[dict[str, Any]]) -> np.ndarray:
-        raw = [info.get("cost") for info in infos]
-        if None in raw:
-            if not self._warned_missing_cost:
-                warnings.warn(
-                    "info has no 'cost' key: treating the cost as 0 (warned once). "
-                    "PPOLagrangian needs envs that report info['cost'].",
-                    UserWarning,
-                    stacklevel=2,
-                )
-                self._warned_missing_cost = True
-            raw = [0.0 if cost is None else cost for cost in raw]
-        costs = np.asarray(raw, dtype=np.float32).reshape(len(infos))
-        # NaN fails both comparisons; a few Python floats compare faster than numpy reductions run
-        if not all(0.0 <= cost < math.inf for cost in costs.tolist()):
-            raise ValueError(f"info['cost'] must be finite and >= 0, got {costs.tolist()}")
-        return costs
+        return costs_from_infos(infos, np.float32, on_missing=self._warn_missing_cost)
+
+    def _warn_missing_cost(self) -> None:
+        if not self._warned_missing_cost:
+            warnings.warn(
+                "info has no 'cost' key: treating the cost as 0 (warned once). "
+                "PPOLagrangian needs envs that report info['cost'].",
+                UserWarning,
+                stacklevel=4,
+            )
+            self._warned_missing_cost = True
 
     def _record_costs(self, infos: list[dict[str, Any]], dones: np.ndarray) -> None:
         """Store this step's costs at the buffer slot PPO fills next and tally episode costs."""
         costs = self._extract_costs(infos)
-        self._running_ep_cost += costs
         buffer_costs = self.rollout_buffer.costs[self.rollout_buffer.pos]  # a view: written in place
         buffer_costs[:] = costs
-        for idx in np.asarray(dones).nonzero()[0]:
-            self._finished_ep_costs.append(float(self._running_ep_cost[idx]))
-            self._running_ep_cost[idx] = 0.0
+        for idx in tally_episode_costs(self._running_ep_cost, self._finished_ep_costs, costs, dones):
             terminal_obs = infos[idx].get("terminal_observation")
             if terminal_obs is not None and infos[idx].get("TimeLimit.truncated", False):
                 # Same timeout handling as SB3 applies to rewards (GitHub issue #633).

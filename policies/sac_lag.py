@@ -32,6 +32,7 @@ from stable_baselines3.common.type_aliases import MaybeCallback
 from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.common.vec_env import VecNormalize
 
+from .cost_info import costs_from_infos, tally_episode_costs
 from .lagrange import LagrangeOptimizer, make_multiplier
 
 __all__ = ["CostReplayBuffer", "CostReplaySamples", "SACLagrangian"]
@@ -66,10 +67,7 @@ class CostReplayBuffer(ReplayBuffer):
     def add(self, obs: np.ndarray, next_obs: np.ndarray, action: np.ndarray, reward: np.ndarray, done: np.ndarray,
             infos: list[dict[str, Any]]) -> None:
         """Store one transition per env, with its cost."""
-        costs = np.array([float(info.get("cost", 0.0)) for info in infos], dtype=np.float32)
-        if not np.all(np.isfinite(costs)) or np.any(costs < 0):
-            raise ValueError(f"info['cost'] must be finite and >= 0, got {costs.tolist()}")
-        self.costs[self.pos] = costs
+        self.costs[self.pos] = costs_from_infos(infos, np.float32)
         super().add(obs, next_obs, action, reward, done, infos)
 
     def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> CostReplaySamples:  # type: ignore[override]
@@ -214,10 +212,7 @@ class SACLagrangian(SAC):
 
     def _store_transition(self, replay_buffer: ReplayBuffer, buffer_action: np.ndarray, new_obs: Any,
                           reward: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
-        self._running_ep_cost += np.array([float(info.get("cost", 0.0)) for info in infos])
-        for idx in np.flatnonzero(dones):
-            self._finished_ep_costs.append(float(self._running_ep_cost[idx]))
-            self._running_ep_cost[idx] = 0.0
+        tally_episode_costs(self._running_ep_cost, self._finished_ep_costs, costs_from_infos(infos, np.float64), dones)
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
 
     def _on_step(self) -> None:
