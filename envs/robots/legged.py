@@ -6,7 +6,6 @@ Walker2d-v5, Ant-v5) so returns are comparable with published Gymnasium results.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -15,6 +14,7 @@ import numpy as np
 from gymnasium import spaces
 
 from taxbench.envs.core.assets import gymnasium_model
+from taxbench.envs.core.numerics import all_finite, clip
 from taxbench.envs.core.sim import Marker, Sim
 
 if TYPE_CHECKING:
@@ -92,10 +92,10 @@ class LeggedRobot:
         """Qpos without the root's horizontal position, qvel (clipped where v5 clips), contact forces (Ant)."""
         qvel = sim.qvel_view
         if self.velocity_clip is not None:
-            qvel = np.minimum(np.maximum(qvel, -self.velocity_clip), self.velocity_clip)  # np.clip, minus dispatch
+            qvel = clip(qvel, -self.velocity_clip, self.velocity_clip)
         if not self.include_contact_forces:
             return np.concatenate((sim.qpos_view[self.position_obs_skip:], qvel))
-        forces = np.minimum(np.maximum(sim.external_forces()[1:], -1.0), 1.0)
+        forces = clip(sim.external_forces()[1:], -1.0, 1.0)
         return np.concatenate((sim.qpos_view[self.position_obs_skip:], qvel, forces.ravel()))
 
     def _root_index(self, sim: MujocoSim) -> tuple[int, ...]:
@@ -132,9 +132,7 @@ class LeggedRobot:
     def is_healthy(self, sim: MujocoSim) -> bool:  # type: ignore[override]
         """Gymnasium-v5 health check: finite state, torso height and pitch within range."""
         qpos, qvel = sim.qpos_view, sim.qvel_view
-        # q·q + v·v is finite exactly when every entry is, unless it overflows (|x| > 1e154): then the exact test.
-        finite = math.isfinite(np.dot(qpos, qpos) + np.dot(qvel, qvel))
-        if not finite and not (np.isfinite(qpos).all() and np.isfinite(qvel).all()):
+        if not all_finite(qpos, qvel):
             return False
         if self.healthy_state_range is not None:
             low, high = self.healthy_state_range

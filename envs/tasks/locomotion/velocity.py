@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from taxbench.envs.core.components import StepContext
+from taxbench.envs.core.numerics import clip
 from taxbench.envs.core.sim import Marker, Sim
 from taxbench.envs.robots.legged import LeggedRobot
 
@@ -44,15 +45,15 @@ def locomotion_rewards(ctx: StepContext, weights: LocomotionWeights, robot: Legg
                        terms: dict[str, float] | None = None) -> dict[str, float]:
     """Control, healthy and contact terms shared by every locomotion task, added to ``terms`` (a new dict if None).
 
-    The task's own terms go first in ``terms``: the reward is summed in dict order. ``np.add.reduce`` and
-    ``np.minimum/maximum`` are ``np.sum`` and ``np.clip`` without their Python-level dispatch (same values).
+    The task's own terms go first in ``terms``: the reward is summed in dict order. ``np.add.reduce`` is
+    ``np.sum`` without its Python-level dispatch (the same values).
     """
     terms = {} if terms is None else terms
     terms["ctrl"] = -weights.ctrl * float(np.add.reduce(np.square(ctx.action)))
     if weights.healthy:
         terms["healthy"] = weights.healthy * float(robot.is_healthy(ctx.sim))
     if weights.contact:
-        forces = np.minimum(np.maximum(ctx.sim.external_forces(), -1.0), 1.0)
+        forces = clip(ctx.sim.external_forces(), -1.0, 1.0)
         terms["contact"] = -weights.contact * float(np.add.reduce(np.square(forces), axis=None))
     return terms
 
