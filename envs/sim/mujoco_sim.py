@@ -127,12 +127,11 @@ class MujocoSim:
 
     def step(self, ctrl: np.ndarray) -> None:
         """Set controls and advance ``frame_skip`` physics steps."""
-        self._ctrl[:] = ctrl
-        mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
-        self._cfrc_valid = False
+        self.set_control(ctrl)
+        self.advance()
 
     def set_control(self, ctrl: np.ndarray) -> None:
-        """Set the actuator controls the next :meth:`advance` applies (``step`` = ``set_control`` + ``advance``)."""
+        """Set the actuator controls the next :meth:`advance` applies."""
         self._ctrl[:] = ctrl
 
     def advance(self) -> None:
