@@ -53,7 +53,7 @@ class EnvBench:
 
 
 @dataclass
-class _Raw:
+class RawPhysics:
     """The bare physics of one env: a control step, a state restore, and the control period, s."""
 
     step: Callable[[np.ndarray], None]
@@ -63,13 +63,13 @@ class _Raw:
     dt: float
 
 
-def _raw_of(env: Any) -> _Raw:
+def raw_physics(env: Any) -> RawPhysics:
     """The bare physics under a taxbench env (its ``Sim``) or a Gymnasium ``MujocoEnv`` (``mj_step``)."""
     inner = env.unwrapped
     sim = getattr(inner, "sim", None)
     if sim is not None:
         substeps = int(getattr(sim, "frame_skip", None) or getattr(sim, "substeps", 1))
-        return _Raw(sim.step, sim.restore_state, sim.get_state, substeps, sim.dt)
+        return RawPhysics(sim.step, sim.restore_state, sim.get_state, substeps, sim.dt)
     import mujoco
 
     model, data, frame_skip = inner.model, inner.data, int(inner.frame_skip)
@@ -88,10 +88,11 @@ def _raw_of(env: Any) -> _Raw:
         mujoco.mj_setState(model, data, saved, spec)
         mujoco.mj_forward(model, data)
 
-    return _Raw(step, restore, state, frame_skip, float(inner.dt))
+    return RawPhysics(step, restore, state, frame_skip, float(inner.dt))
 
 
-def _record(env: Any, raw: _Raw, actions: Sequence[np.ndarray], seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def record_trajectory(env: Any, raw: RawPhysics, actions: Sequence[np.ndarray],
+                      seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Run the env once, untimed: each episode's start state and the controls the env applied in it."""
     inner = env.unwrapped
     applied: list[np.ndarray] = []
@@ -135,7 +136,8 @@ def _time_env(env: Any, actions: Sequence[np.ndarray], seed: int) -> float:
     return len(actions) / (time.perf_counter() - start)
 
 
-def _time_raw(raw: _Raw, episodes: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+def time_raw_replay(raw: RawPhysics, episodes: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Control steps/s of the bare physics replaying recorded episodes (each from its start state)."""
     steps = sum(len(ctrls) for _, ctrls in episodes)
     start = time.perf_counter()
     for state, ctrls in episodes:
@@ -166,13 +168,13 @@ def bench_env(env_id: str, backend: str | None, steps: int, seed: int = 0, repea
         return None
     env.action_space.seed(seed)
     actions = [env.action_space.sample() for _ in range(steps)]
-    raw = _raw_of(env)
-    episodes = _record(env, raw, actions, seed)
+    raw = raw_physics(env)
+    episodes = record_trajectory(env, raw, actions, seed)
     env_rates, raw_rates = [], []
     try:
         for _ in range(repeats):
             env_rates.append(_time_env(env, actions, seed))
-            raw_rates.append(_time_raw(raw, episodes))
+            raw_rates.append(time_raw_replay(raw, episodes))
     finally:
         env.close()
     env_rate, raw_rate = statistics.median(env_rates), statistics.median(raw_rates)

@@ -3,7 +3,8 @@
 For each ``N`` the vector env (:class:`~taxbench.envs.core.vector.SafeRobotVectorEnv`: every world's
 physics in one threaded call, then each env's reward, cost and observation code) is timed with random
 actions, autoresets included, beside the plain single-thread loop of ``mj_step`` (``frame_skip``
-substeps) on one world of the same model. Both are timed in the same process and interleaved in each
+substeps) on one world of the same model, replaying a trajectory that world ran under random actions
+(the reference of ``taxbench bench envs``). Both are timed in the same process and interleaved in each
 repeat, so their ratio holds on a shared machine; the figures are medians over repeats.
 """
 
@@ -22,22 +23,21 @@ DEFAULT_ENVS = ("taxbench/HalfCheetahVelocity-v0", "taxbench/AntVelocity-v0")
 DEFAULT_N_ENVS = (16, 32, 64)
 
 
-def _raw_rate(env_id: str, steps: int, seed: int) -> float:
-    """Control steps/s of a bare single-thread ``sim.step`` loop on one world, with random controls."""
+def _raw_replay(env_id: str, steps: int, seed: int) -> tuple[Any, Any, list[tuple[np.ndarray, np.ndarray]]]:
+    """One world's trajectory under random actions (autoresets included), recorded for the bare-physics replay.
+
+    The same reference as ``taxbench bench envs``: the controls the env applied, replayed on its sim from each
+    episode's start state (:func:`~taxbench.experiments.bench.record_trajectory`).
+    """
     import gymnasium
 
-    env = gymnasium.make(env_id).unwrapped
-    env.reset(seed=seed)
-    rng = np.random.default_rng(seed)
-    low, high = env.action_space.low, env.action_space.high
-    ctrls = [env.robot.control(env.sim, a) for a in rng.uniform(low, high, (steps, *low.shape))]
-    sim = env.sim
-    start = time.perf_counter()
-    for ctrl in ctrls:
-        sim.step(ctrl)
-    rate = steps / (time.perf_counter() - start)
-    env.close()
-    return rate
+    from taxbench.experiments.bench import raw_physics, record_trajectory
+
+    env = gymnasium.make(env_id)
+    env.action_space.seed(seed)
+    actions = [env.action_space.sample() for _ in range(steps)]
+    raw = raw_physics(env)
+    return env, raw, record_trajectory(env, raw, actions, seed)
 
 
 def _vector_rate(vec: Any, steps: int, seed: int) -> float:
@@ -72,17 +72,20 @@ def bench_vector(env_id: str = DEFAULT_ENVS[0], n_envs: Sequence[int] = DEFAULT_
         ``ratio`` (vector / raw), ``serial_ratio``, ``tuned_ratio`` and ``repeats``.
     """
     from taxbench.envs.core.vector import SafeRobotVectorEnv
+    from taxbench.experiments.bench import time_raw_replay
 
     vecs = {(n, k): SafeRobotVectorEnv.from_id(env_id, n, nthread=k or nthread, tune_threads=k == 0)
             for n in n_envs for k in {0, 1, nthread}}  # k = 0: tuned (the faster of 1 and nthread, as training)
     raw: list[float] = []
     rates: dict[tuple[int, int], list[float]] = {key: [] for key in vecs}
+    world, physics, episodes = _raw_replay(env_id, world_steps, seed)
     try:
         for rep in range(repeats):
-            raw.append(_raw_rate(env_id, world_steps, seed + rep))
+            raw.append(time_raw_replay(physics, episodes))
             for (n, k), vec in vecs.items():
                 rates[(n, k)].append(_vector_rate(vec, max(10, world_steps // n), seed + rep))
     finally:
+        world.close()
         for vec in vecs.values():
             vec.close()
     raw_rate = statistics.median(raw)

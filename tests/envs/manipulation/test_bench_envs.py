@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 import taxbench.envs  # noqa: F401 - registers the ids
-from taxbench.experiments.bench import _raw_of, _record
+from taxbench.experiments.bench import raw_physics, record_trajectory
 
 
 def test_bench_envs_cli_times_both_backends_and_writes_csv(tmp_path):
@@ -42,8 +42,8 @@ def test_raw_replay_simulates_the_trajectory_the_env_simulated():
     env = gym.make("taxbench/HopperVelocity-v0")
     env.action_space.seed(0)
     actions = [env.action_space.sample() for _ in range(300)]
-    raw = _raw_of(env)
-    episodes = _record(env, raw, actions, seed=0)
+    raw = raw_physics(env)
+    episodes = record_trajectory(env, raw, actions, seed=0)
     assert len(episodes) > 1 and sum(len(c) for _, c in episodes) == len(actions)
     # the env, run again from the same seed, ends exactly where the replay of the last episode ends
     env.reset(seed=0)
