@@ -98,6 +98,32 @@ class _Multiplier:
         """The unclipped λ after this update (``n_updates`` already counts it)."""
         raise NotImplementedError
 
+    #: Constructor arguments saved in :meth:`state_dict` (each subclass lists its own).
+    _CONFIG: tuple[str, ...] = ()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state produced by :meth:`state_dict`.
+
+        Args:
+            state: The dict returned by ``state_dict()``.
+
+        Raises:
+            ValueError: If a value is invalid (negative or non-finite) or a key is missing.
+        """
+        try:
+            fresh = type(self)(**{key: state[key] for key in self._CONFIG})
+            fresh._value = _check_non_negative("value", state["value"])
+            fresh.n_updates = int(state["n_updates"])
+            fresh.last_episode_cost = float(state["last_episode_cost"])
+            fresh._restore_internals(state)
+        except KeyError as exc:
+            raise ValueError(f"{type(self).__name__} state is missing key {exc}") from exc
+        self.__dict__.update(fresh.__dict__)
+
+    def _restore_internals(self, state: dict[str, Any]) -> None:
+        """Set the subclass's own internal state (optimiser moments, PID terms) from ``state``, validated."""
+        raise NotImplementedError
+
 
 class Lagrange(_Multiplier):
     """A non-negative Lagrange multiplier λ updated from the mean episode cost.
@@ -178,32 +204,11 @@ class Lagrange(_Multiplier):
             "adam_v": self._v,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state produced by :meth:`state_dict`.
+    _CONFIG = ("cost_limit", "lr", "init", "pinned", "optimizer", "upper_bound")
 
-        Args:
-            state: The dict returned by ``state_dict()``.
-
-        Raises:
-            ValueError: If a value is invalid (negative or non-finite) or a key is missing.
-        """
-        try:
-            fresh = Lagrange(
-                cost_limit=state["cost_limit"],
-                lr=state["lr"],
-                init=state["init"],
-                pinned=state["pinned"],
-                optimizer=state["optimizer"],
-                upper_bound=state["upper_bound"],
-            )
-            fresh._value = _check_non_negative("value", state["value"])
-            fresh.n_updates = int(state["n_updates"])
-            fresh.last_episode_cost = float(state["last_episode_cost"])
-            fresh._m = _check_finite("adam_m", state["adam_m"])
-            fresh._v = _check_non_negative("adam_v", state["adam_v"])
-        except KeyError as exc:
-            raise ValueError(f"Lagrange state is missing key {exc}") from exc
-        self.__dict__.update(fresh.__dict__)
+    def _restore_internals(self, state: dict[str, Any]) -> None:
+        self._m = _check_finite("adam_m", state["adam_m"])
+        self._v = _check_non_negative("adam_v", state["adam_v"])
 
     def __repr__(self) -> str:
         pinned = ", pinned" if self.pinned else ""
@@ -330,27 +335,13 @@ class PIDLagrange(_Multiplier):
             "last_episode_cost": self.last_episode_cost,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state produced by :meth:`state_dict`.
+    _CONFIG = ("cost_limit", "kp", "ki", "kd", "init", "pinned", "d_delay", "p_ema", "d_ema", "upper_bound")
 
-        Raises:
-            ValueError: If a value is invalid or a key is missing.
-        """
-        try:
-            fresh = PIDLagrange(
-                **{k: state[k] for k in ("cost_limit", "kp", "ki", "kd", "init", "pinned", "d_delay", "p_ema",
-                                         "d_ema", "upper_bound")}
-            )
-            fresh._value = _check_non_negative("value", state["value"])
-            fresh._integral = _check_non_negative("integral", state["integral"])
-            fresh._p = _check_finite("proportional", state["proportional"])
-            fresh._cost_ema = _check_non_negative("cost_ema", state["cost_ema"])
-            fresh._cost_history = [_check_non_negative("cost_history", c) for c in state["cost_history"]]
-            fresh.n_updates = int(state["n_updates"])
-            fresh.last_episode_cost = float(state["last_episode_cost"])
-        except KeyError as exc:
-            raise ValueError(f"PIDLagrange state is missing key {exc}") from exc
-        self.__dict__.update(fresh.__dict__)
+    def _restore_internals(self, state: dict[str, Any]) -> None:
+        self._integral = _check_non_negative("integral", state["integral"])
+        self._p = _check_finite("proportional", state["proportional"])
+        self._cost_ema = _check_non_negative("cost_ema", state["cost_ema"])
+        self._cost_history = [_check_non_negative("cost_history", c) for c in state["cost_history"]]
 
     def __repr__(self) -> str:
         pinned = ", pinned" if self.pinned else ""
