@@ -167,6 +167,13 @@ class CostTerm:
             return max(0.0, excess)
         return float(excess > 0.0)
 
+    def cost_batch(self, measures: np.ndarray) -> np.ndarray:
+        """:meth:`cost` of each measure in an array (many worlds at once), the same values."""
+        excess = measures - self.threshold if self.upper else self.threshold - measures
+        if self.mode == "excess":
+            return np.where(excess > 0.0, excess, 0.0)  # max(0.0, excess), NaN included
+        return (excess > 0.0).astype(np.float64)
+
     def describe(self) -> str:
         """One line for tables: ``speed > 0.25 m/s``."""
         return f"{self.name} {'>' if self.upper else '<'} {self.threshold:g} {self.unit}"

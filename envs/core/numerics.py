@@ -12,8 +12,9 @@ import numpy as np
 
 
 def clip(x: np.ndarray, low: np.ndarray | float, high: np.ndarray | float) -> np.ndarray:
-    """``np.clip(x, low, high)``, the same values, as two ufunc calls."""
-    return np.minimum(np.maximum(x, low), high)
+    """``np.clip(x, low, high)`` of an array, the same values, as two ufunc calls into one new array."""
+    clipped = np.maximum(x, low)
+    return np.minimum(clipped, high, out=clipped)
 
 
 def all_finite(*arrays: np.ndarray) -> bool:

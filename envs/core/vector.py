@@ -3,8 +3,10 @@
 The vector env holds ``N`` ordinary :class:`~taxbench.envs.core.env.SafeRobotEnv` instances, each with
 its own ``MjData``, and replaces only their physics step: every world is advanced in one call by a
 :class:`~taxbench.envs.sim.mujoco_batch.MujocoBatchStepper` (``mj_step`` on a pool of threads, GIL
-released). Actions, observations, rewards and costs come from each env's own robot, task and cost
-terms, so ``N`` worlds reproduce ``N`` single envs seeded ``seed, seed + 1, ...`` bit for bit.
+released). Observations, rewards, costs and infos of all worlds are then computed together in numpy over
+their stacked state (:class:`~taxbench.envs.core.batch.BatchPostStep`) where the env's robot, task and cost
+terms offer batched methods (the locomotion velocity envs), and by each world's own ``after_physics`` otherwise.
+Either way ``N`` worlds reproduce ``N`` single envs seeded ``seed, seed + 1, ...`` bit for bit.
 
 Autoreset is Gymnasium's ``SAME_STEP`` mode (what SB3 does too): a world that terminates or reaches the
 time limit is reset inside the same ``step``; the returned observation is the new episode's first one,
@@ -25,6 +27,7 @@ from gymnasium.vector.utils import batch_space
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecEnv
 
+from taxbench.envs.core.batch import batch_post_step_for
 from taxbench.envs.core.env import SafeRobotEnv
 from taxbench.envs.sim.mujoco_batch import MujocoBatchStepper
 from taxbench.envs.sim.mujoco_sim import MujocoSim
@@ -82,6 +85,9 @@ class SafeRobotVectorEnv(VectorEnv):
         nthread: Threads stepping the physics, the caller's included (2 for a 2-core machine).
         tune_threads: Time calls on 1 and ``nthread`` threads now and then and use the faster (results are
             the same either way); False always uses ``nthread``.
+        batched_post_step: Compute rewards, costs and observations of all worlds at once in numpy where the
+            env's components allow it (:mod:`taxbench.envs.core.batch`); False runs each world's own
+            ``after_physics``. Results are the same either way.
 
     Raises:
         ValueError: if ``envs`` is empty, an env is not a MuJoCo ``SafeRobotEnv``, or the spaces differ.
@@ -90,7 +96,7 @@ class SafeRobotVectorEnv(VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}  # noqa: RUF012 - Gymnasium convention
 
     def __init__(self, envs: Sequence[SafeRobotEnv], *, max_episode_steps: int | None = None, nthread: int = 2,
-                 tune_threads: bool = False) -> None:
+                 tune_threads: bool = False, batched_post_step: bool = True) -> None:
         if not envs:
             raise ValueError("SafeRobotVectorEnv needs at least one env")
         if not all(isinstance(env, SafeRobotEnv) and isinstance(env.sim, MujocoSim) for env in envs):
@@ -111,6 +117,8 @@ class SafeRobotVectorEnv(VectorEnv):
         self.render_mode = first.render_mode
         self.metadata = {**self.metadata, "render_fps": first.metadata["render_fps"]}
         self.stepper = MujocoBatchStepper([env.sim for env in envs], nthread)
+        #: Rewards, costs and observations of all worlds in numpy (None: world by world, see ``batched_post_step``).
+        self.post_step = batch_post_step_for(self.envs) if batched_post_step else None
         self._tuner = _ThreadTuner(self.stepper.nthread) if tune_threads and self.stepper.nthread > 1 else None
         self.elapsed = np.zeros(self.num_envs, dtype=np.int64)
         self._needs_reset = True
@@ -118,7 +126,8 @@ class SafeRobotVectorEnv(VectorEnv):
 
     @classmethod
     def from_id(cls, env_id: str, num_envs: int, *, env_kwargs: dict[str, Any] | None = None, nthread: int = 2,
-                max_episode_steps: int | None = None, tune_threads: bool = False) -> SafeRobotVectorEnv:
+                max_episode_steps: int | None = None, tune_threads: bool = False,
+                batched_post_step: bool = True) -> SafeRobotVectorEnv:
         """Build ``num_envs`` worlds with ``gymnasium.make(env_id, **env_kwargs)``.
 
         Args:
@@ -128,6 +137,7 @@ class SafeRobotVectorEnv(VectorEnv):
             nthread: Threads stepping the physics, the caller's included.
             max_episode_steps: Time limit in control steps; None takes the id's registered limit.
             tune_threads: Use the faster of 1 and ``nthread`` threads (see the class docstring).
+            batched_post_step: Rewards, costs and observations of all worlds at once where possible.
 
         Raises:
             NotBatchableError: if the id does not build a MuJoCo ``SafeRobotEnv``.
@@ -146,7 +156,7 @@ class SafeRobotVectorEnv(VectorEnv):
         spec = made[0].spec
         limit = spec.max_episode_steps if spec is not None else None
         vec = cls([env.unwrapped for env in made], max_episode_steps=limit, nthread=nthread,  # type: ignore[misc]
-                  tune_threads=tune_threads)
+                  tune_threads=tune_threads, batched_post_step=batched_post_step)
         vec.spec = spec
         return vec
 
@@ -188,29 +198,39 @@ class SafeRobotVectorEnv(VectorEnv):
 
     def _step_lists(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
                                                         list[dict], list[np.ndarray | None], list[dict | None]]:
+        checked = self.envs[0].check_action(actions, batch=self.num_envs)  # every world's action in one call
+        if self.post_step is None:
+            obs, rewards, terminated, infos = self._step_world_by_world(checked)
+        else:
+            roots = self.post_step.root_positions()
+            self.stepper.step(self.post_step.controls(checked))
+            obs, rewards, terminated, infos = self.post_step.after_physics(checked, roots)
+        self.elapsed += 1
+        if self.max_episode_steps is None:
+            truncated = np.zeros(self.num_envs, dtype=bool)
+        else:
+            truncated = self.elapsed >= self.max_episode_steps
+        final_obs: list[np.ndarray | None] = [None] * self.num_envs
+        final_infos: list[dict | None] = [None] * self.num_envs
+        for i in np.flatnonzero(terminated | truncated).tolist():  # autoreset, same step
+            final_obs[i], final_infos[i] = obs[i].copy(), infos[i]
+            obs[i], infos[i] = self.reset_world(i)
+        return obs, rewards, terminated, truncated, infos, final_obs, final_infos
+
+    def _step_world_by_world(self, checked: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+        """Physics in one batched call; each world's ``after_physics`` as soon as its physics is done."""
         n = self.num_envs
-        checked = self.envs[0].check_action(actions, batch=n)  # every world's action in one call: same rows
         roots, ctrls = [], []
         for env, action in zip(self.envs, checked, strict=True):  # SafeRobotEnv.step before the physics
             _, root = env.before_physics(action, checked=True)
             roots.append(root)
             ctrls.append(env.robot.control(env.sim, action))
         obs = np.empty((n, *self.single_observation_space.shape), dtype=self.single_observation_space.dtype)
-        rewards, terminated, truncated = np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-        final_obs: list[np.ndarray | None] = [None] * n
-        final_infos: list[dict | None] = [None] * n
-        self.elapsed += 1
+        rewards, terminated = np.zeros(n), np.zeros(n, dtype=bool)
         infos: list[dict] = [{}] * n
-        for i in self.stepper.step_iter(ctrls):  # each world as soon as its physics is done
-            env = self.envs[i]
-            obs_i, rewards[i], terminated[i], info = env.after_physics(checked[i], roots[i])
-            truncated[i] = self.max_episode_steps is not None and self.elapsed[i] >= self.max_episode_steps
-            if terminated[i] or truncated[i]:
-                final_obs[i], final_infos[i] = obs_i, info
-                obs_i, info = self.reset_world(i)
-            obs[i] = obs_i
-            infos[i] = info
-        return obs, rewards, terminated, truncated, infos, final_obs, final_infos
+        for i in self.stepper.step_iter(ctrls):  # overlaps this Python with the physics of other worlds
+            obs[i], rewards[i], terminated[i], infos[i] = self.envs[i].after_physics(checked[i], roots[i])
+        return obs, rewards, terminated, infos
 
     # ----------------------------------------------------------------- Gymnasium VectorEnv API
     def reset(self, *, seed: int | Sequence[int | None] | None = None,
@@ -270,13 +290,14 @@ class SB3VectorEnv(VecEnv):
         self.metadata = dict(venv.envs[0].metadata)
         self._actions: np.ndarray | None = None
         self._t_start = time.time()
-        self._ep_rewards: list[list[float]] = [[] for _ in range(self.num_envs)]
+        self._ep_return = np.zeros(self.num_envs)  # summed step by step, in order: Monitor's sum(rewards)
+        self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
 
     def reset(self) -> np.ndarray:
         """Reset every world with the pending seeds and options."""
         obs, infos = self.venv.reset_lists(self._seeds, [opts or None for opts in self._options])
         self.reset_infos = infos
-        self._ep_rewards = [[] for _ in range(self.num_envs)]
+        self._ep_return[:], self._ep_length[:] = 0.0, 0
         self._reset_seeds()
         self._reset_options()
         return obs
@@ -292,21 +313,20 @@ class SB3VectorEnv(VecEnv):
         obs, rewards, terminated, truncated, infos, final_obs, final_infos = self.venv.step_lists(self._actions)
         self._actions = None
         dones = terminated | truncated
-        for i in range(self.num_envs):
-            self._ep_rewards[i].append(float(rewards[i]))
-            if not dones[i]:
-                infos[i]["TimeLimit.truncated"] = False
-                continue
+        self._ep_return += rewards
+        self._ep_length += 1
+        for i in np.flatnonzero(~dones).tolist():
+            infos[i]["TimeLimit.truncated"] = False
+        for i in np.flatnonzero(dones).tolist():
             self.reset_infos[i] = infos[i]  # the new episode's reset info, as DummyVecEnv keeps it
             info = final_infos[i]
             assert info is not None
-            episode = self._ep_rewards[i]
             elapsed_s = round(time.time() - self._t_start, 6)
-            info["episode"] = {"r": round(sum(episode), 6), "l": len(episode), "t": elapsed_s}
+            info["episode"] = {"r": round(float(self._ep_return[i]), 6), "l": int(self._ep_length[i]), "t": elapsed_s}
             info["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
             info["terminal_observation"] = final_obs[i]
             infos[i] = info
-            self._ep_rewards[i] = []
+            self._ep_return[i], self._ep_length[i] = 0.0, 0
         return obs, rewards.astype(np.float32), dones, infos
 
     def close(self) -> None:

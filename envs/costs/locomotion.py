@@ -5,11 +5,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from taxbench.envs.core.batch import hypot_rows
 from taxbench.envs.core.components import CostTerm, Robot, StepContext
 from taxbench.envs.core.sim import Sim
+
+if TYPE_CHECKING:
+    from taxbench.envs.core.batch import BatchContext
 
 
 @dataclass
@@ -31,6 +36,13 @@ class VelocityCost(CostTerm):
             return float(velocity[0])
         return math.hypot(velocity[0], velocity[1])
 
+    def measure_batch(self, ctx: BatchContext) -> np.ndarray:
+        """:meth:`measure` of every world, m/s, shape (N,)."""
+        velocity = ctx.root_velocity
+        if self.planar:
+            return velocity[:, 0]
+        return hypot_rows(velocity[:, 0], velocity[:, 1])
+
 
 @dataclass
 class FallCost(CostTerm):
@@ -41,6 +53,10 @@ class FallCost(CostTerm):
     def measure(self, ctx: StepContext) -> float:
         """Root height above the ground, m."""
         return float(ctx.robot.root_position(ctx.sim)[2])
+
+    def measure_batch(self, ctx: BatchContext) -> np.ndarray:
+        """:meth:`measure` of every world, m, shape (N,)."""
+        return ctx.root_after[:, 2]
 
 
 @dataclass
@@ -78,14 +94,25 @@ class JointLimitCost(CostTerm):
                 raise ValueError(f"joints without limits cannot be costed: {missing}")
             self._names, self._ranges = names, np.array(ranges, dtype=np.float64)
 
-    def measure(self, ctx: StepContext) -> float:
-        """Max over joints of max(q − upper, lower − q), rad."""
+    def _ensure_ranges(self, sim: Sim, robot: Robot) -> None:
         if not self._names:
-            self.reset(ctx.sim, ctx.robot)
+            self.reset(sim, robot)
             if not self._names:
                 raise ValueError("the model has no limited joints to cost")
+
+    def measure(self, ctx: StepContext) -> float:
+        """Max over joints of max(q − upper, lower − q), rad."""
+        self._ensure_ranges(ctx.sim, ctx.robot)
         q = np.array([ctx.sim.joint_position(n)[0] for n in self._names])
         return float(np.max(np.maximum(q - self._ranges[:, 1], self._ranges[:, 0] - q)))
+
+    def measure_batch(self, ctx: BatchContext) -> np.ndarray:
+        """:meth:`measure` of every world (alike models), rad, shape (N,)."""
+        sim = ctx.sims[0]
+        self._ensure_ranges(sim, ctx.robot)
+        columns = [sim.joint_qpos_slice(n).start for n in self._names]  # type: ignore[attr-defined]
+        q = ctx.qpos[:, columns]
+        return np.max(np.maximum(q - self._ranges[:, 1], self._ranges[:, 0] - q), axis=1)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from taxbench.envs.core.numerics import all_finite, clip
 from taxbench.envs.core.sim import Marker, Sim
 
 if TYPE_CHECKING:
+    from taxbench.envs.core.batch import BatchContext
     from taxbench.envs.sim.mujoco_sim import MujocoSim
 
 
@@ -148,6 +149,51 @@ class LeggedRobot:
             if not low < self.torso_pitch(sim) < high:
                 return False
         return True
+
+    # ----------------------------------------------------------------- many worlds at once (envs/core/batch.py)
+    def controls(self, actions: np.ndarray) -> np.ndarray:
+        """:meth:`control` of every world: the actions themselves, shape (N, number of actuators)."""
+        return actions
+
+    def root_positions(self, qpos: np.ndarray, sim: MujocoSim) -> np.ndarray:
+        """:meth:`root_position` of each row of stacked qpos (N, nq), m, shape (N, 3); ``sim`` is any world."""
+        index = self._root_qpos or self._root_index(sim)
+        if not self.planar:
+            return qpos[:, index[0]:index[2] + 1].copy()
+        roots = np.zeros((len(qpos), 3))
+        roots[:, 0], roots[:, 2] = qpos[:, index[0]], qpos[:, index[1]]
+        return roots
+
+    def observations(self, ctx: BatchContext) -> np.ndarray:
+        """:meth:`observation` of every world, shape (N, observation size)."""
+        qvel = ctx.qvel if self.velocity_clip is None else clip(ctx.qvel, -self.velocity_clip, self.velocity_clip)
+        parts = [ctx.qpos[:, self.position_obs_skip:], qvel]
+        if self.include_contact_forces:
+            forces = clip(ctx.external_forces()[:, 1:], -1.0, 1.0)
+            parts.append(forces.reshape(len(forces), -1))
+        return np.concatenate(parts, axis=1)
+
+    def healthy(self, ctx: BatchContext) -> np.ndarray:
+        """:meth:`is_healthy` of every world, shape (N,) bool; computed once per step."""
+        cached = ctx.cache.get("healthy")
+        if cached is not None:
+            return cached
+        qpos, qvel = ctx.qpos, ctx.qvel
+        ok = np.isfinite(qpos).all(axis=1) & np.isfinite(qvel).all(axis=1)
+        if self.healthy_state_range is not None:
+            low, high = self.healthy_state_range
+            rest = np.concatenate((qpos, qvel), axis=1)[:, 2:]
+            ok &= (low < rest.min(axis=1)) & (rest.max(axis=1) < high)
+        if self.healthy_z_range is not None:
+            low, high = self.healthy_z_range
+            z = ctx.root_after[:, 2]
+            ok &= (low < z) & (z < high)
+        if self.healthy_angle_range is not None:
+            low, high = self.healthy_angle_range
+            pitch = qpos[:, ctx.sims[0].joint_qpos_slice("rooty").start]
+            ok &= (low < pitch) & (pitch < high)
+        ctx.cache["healthy"] = ok
+        return ok
 
 
 def half_cheetah() -> LeggedRobot:

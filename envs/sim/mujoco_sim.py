@@ -25,6 +25,7 @@ _GEOM_TYPES = {
     "box": mujoco.mjtGeom.mjGEOM_BOX,
 }
 _MAX_RENDER_SIZE = (1920, 1080)
+_QPOS_QVEL = int(mujoco.mjtState.mjSTATE_QPOS | mujoco.mjtState.mjSTATE_QVEL)
 
 
 class MujocoSim:
@@ -65,6 +66,8 @@ class MujocoSim:
         self._track_body = track_body
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         self._cfrc_valid = False
+        self._state_out: np.ndarray | None = None
+        self._forces_out: np.ndarray | None = None
         self._names = {
             kind: {mujoco.mj_id2name(self.model, obj, i): i for i in range(count)}
             for kind, obj, count in (
@@ -84,6 +87,7 @@ class MujocoSim:
         self._qpos_view, self._qvel_view = self.data.qpos.view(), self.data.qvel.view()
         self._qpos_view.flags.writeable = self._qvel_view.flags.writeable = False
         self._ctrl = self.data.ctrl  # one view, kept: ``data.ctrl`` builds a new array object on every access
+        self._cfrc_ext = self.data.cfrc_ext
         mujoco.mj_forward(self.model, self.data)
 
     @staticmethod
@@ -138,6 +142,26 @@ class MujocoSim:
         """Advance ``frame_skip`` physics steps with the controls already set (``mj_step`` releases the GIL)."""
         mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
         self._cfrc_valid = False
+        if self._state_out is not None:  # see capture_after_step
+            mujoco.mj_getState(self.model, self.data, self._state_out, _QPOS_QVEL)
+            if self._forces_out is not None:
+                mujoco.mj_rnePostConstraint(self.model, self.data)
+                self._cfrc_valid = True
+                np.copyto(self._forces_out, self._cfrc_ext)
+
+    def capture_after_step(self, state: np.ndarray | None, forces: np.ndarray | None = None) -> None:
+        """Copy the state (and contact forces) into given arrays at the end of every :meth:`advance` from now on.
+
+        Each advance copies qpos then qvel into ``state`` (shape (nq + nv,)) and, if given, ``cfrc_ext`` into
+        ``forces`` (shape (nbody, 6)); ``state=None`` stops it.
+
+        The copies happen on whichever thread stepped the world, while its data is still in that core's cache: a
+        vector env gathers all its worlds' state into the rows of one array this way (reading 32 worlds' data
+        after they have all stepped cost it ~3 µs a world). The values are those :attr:`qpos_view`,
+        :attr:`qvel_view` and :meth:`external_forces` would give.
+        """
+        self._state_out = state
+        self._forces_out = forces if state is not None else None
 
     def forward(self) -> None:
         """Recompute kinematics, contacts and forces for the current state."""

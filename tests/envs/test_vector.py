@@ -32,10 +32,16 @@ def _unbatch(info: dict, i: int) -> dict:
 # Hopper falls within tens of steps under random actions (termination resets); the time limit
 # (LIMIT steps) ends the others' episodes (truncation resets); AntHazard places hazards at reset;
 # the Panda maps actions to controls through the sim's state (and takes MuJoCo by default).
-@pytest.mark.parametrize("env_id", ["taxbench/HalfCheetahVelocity-v0", "taxbench/HopperVelocity-v0",
-                                    "taxbench/AntHazard-v0", "taxbench/PandaReach-v0"])
+# The velocity envs take the batched post-step (numpy over all worlds); the others go world by world.
+BATCHED = ("taxbench/HalfCheetahVelocity-v0", "taxbench/HopperVelocity-v0", "taxbench/Walker2dVelocity-v0",
+           "taxbench/AntVelocity-v0")
+FALLS = ("taxbench/HopperVelocity-v0", "taxbench/Walker2dVelocity-v0")
+
+
+@pytest.mark.parametrize("env_id", [*BATCHED, "taxbench/AntHazard-v0", "taxbench/PandaReach-v0"])
 def test_matches_single_envs_bit_for_bit(env_id):
     vec = SafeRobotVectorEnv.from_id(env_id, N, max_episode_steps=LIMIT, env_kwargs={"cost_terms": None})
+    assert (vec.post_step is not None) == (env_id in BATCHED)
     singles = [gym.make(env_id, max_episode_steps=LIMIT, cost_terms=None) for _ in range(N)]
     obs, info = vec.reset(seed=SEED)
     for i, env in enumerate(singles):
@@ -58,7 +64,7 @@ def test_matches_single_envs_bit_for_bit(env_id):
                 obs_i, info_i = env.reset()
             assert np.array_equal(obs[i], obs_i)  # exact: same mj_step calls, same warm start
             _info_equal(_unbatch(info, i), info_i)
-    falls = env_id == "taxbench/HopperVelocity-v0"
+    falls = env_id in FALLS
     assert (terminations if falls else truncations) >= N  # every world was reset at least once
     vec.close()
     vec.close()

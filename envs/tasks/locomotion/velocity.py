@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -11,6 +12,9 @@ from taxbench.envs.core.components import StepContext
 from taxbench.envs.core.numerics import clip
 from taxbench.envs.core.sim import Marker, Sim
 from taxbench.envs.robots.legged import LeggedRobot
+
+if TYPE_CHECKING:
+    from taxbench.envs.core.batch import BatchContext
 
 
 @dataclass
@@ -55,6 +59,18 @@ def locomotion_rewards(ctx: StepContext, weights: LocomotionWeights, robot: Legg
     if weights.contact:
         forces = clip(ctx.sim.external_forces(), -1.0, 1.0)
         terms["contact"] = -weights.contact * float(np.add.reduce(np.square(forces), axis=None))
+    return terms
+
+
+def locomotion_rewards_batch(ctx: BatchContext, weights: LocomotionWeights, robot: LeggedRobot,
+                             terms: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """:func:`locomotion_rewards` of ``N`` worlds, each term an array (N,); added to ``terms`` after the task's own."""
+    terms["ctrl"] = -weights.ctrl * np.add.reduce(np.square(ctx.action), axis=1)
+    if weights.healthy:
+        terms["healthy"] = weights.healthy * robot.healthy(ctx).astype(np.float64)
+    if weights.contact:
+        forces = clip(ctx.external_forces(), -1.0, 1.0)
+        terms["contact"] = -weights.contact * np.add.reduce(np.square(forces.reshape(len(forces), -1)), axis=1)
     return terms
 
 
@@ -108,6 +124,26 @@ class RunForward:
     def info(self, ctx: StepContext) -> dict[str, float]:
         """Root x position (m) and x velocity (m/s), as Gymnasium reports them."""
         return {"x_position": float(ctx.root_after[0]), "x_velocity": float(ctx.root_velocity[0])}
+
+    # ----------------------------------------------------------------- many worlds at once (envs/core/batch.py)
+    def rewards_batch(self, ctx: BatchContext) -> dict[str, np.ndarray]:
+        """:meth:`rewards` of every world, each term an array (N,)."""
+        terms = {"forward": self.weights.forward * ctx.root_velocity[:, 0]}
+        return locomotion_rewards_batch(ctx, self.weights, self.robot, terms)
+
+    def is_success_batch(self, ctx: BatchContext) -> np.ndarray:
+        """All False, shape (N,)."""
+        return np.zeros(ctx.num_worlds, dtype=bool)
+
+    def is_terminated_batch(self, ctx: BatchContext) -> np.ndarray:
+        """:meth:`is_terminated` of every world, shape (N,) bool."""
+        if not self.weights.terminate_when_unhealthy:
+            return np.zeros(ctx.num_worlds, dtype=bool)
+        return ~self.robot.healthy(ctx)
+
+    def info_batch(self, ctx: BatchContext) -> dict[str, np.ndarray]:
+        """:meth:`info` of every world, each key an array (N,)."""
+        return {"x_position": ctx.root_after[:, 0], "x_velocity": ctx.root_velocity[:, 0]}
 
 
 def locomotion_reward_names(weights: LocomotionWeights) -> tuple[str, ...]:
