@@ -5,14 +5,17 @@ physics in one threaded call, then each env's reward, cost and observation code)
 actions, autoresets included, beside the plain single-thread loop of ``mj_step`` (``frame_skip``
 substeps) on one world of the same model, replaying a trajectory that world ran under random actions
 (the reference of ``taxbench bench envs``). Both are timed in the same process and interleaved in each
-repeat, so their ratio holds on a shared machine; the figures are medians over repeats.
+repeat, so their ratio holds on a shared machine; the figures are medians over repeats. Each env is timed in a
+fresh process of its own.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import statistics
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +103,17 @@ def bench_vector(env_id: str = DEFAULT_ENVS[0], n_envs: Sequence[int] = DEFAULT_
     return rows
 
 
+def bench_vector_in_fresh_process(env_id: str, n_envs: Sequence[int], **kwargs: Any) -> list[dict[str, Any]]:
+    """:func:`bench_vector` in a new Python process, as training builds one vector env per process.
+
+    No env's figures then depend on what an env timed before it left behind in the process (hundreds of worlds
+    built and freed, their threads, the allocator's state).
+    """
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(bench_vector, env_id, list(n_envs), **kwargs).result()
+
+
 def print_bench_vector(rows: Sequence[dict[str, Any]], console: Any) -> None:
     """Print the rows as a rich table."""
     from rich.table import Table
@@ -139,8 +153,8 @@ def cmd_bench_vector(args: Any, console: Any) -> int:
 
     try:
         rows = [row for env in args.envs or DEFAULT_ENVS
-                for row in bench_vector(env, args.n_envs, nthread=args.threads, world_steps=args.world_steps,
-                                        repeats=args.repeats)]
+                for row in bench_vector_in_fresh_process(env, args.n_envs, nthread=args.threads,
+                                                         world_steps=args.world_steps, repeats=args.repeats)]
     except NotBatchableError as exc:
         console.print(f"taxbench bench vector: error: {exc}", highlight=False)
         return 2
