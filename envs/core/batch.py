@@ -100,14 +100,24 @@ def hypot_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.fromiter(map(math.hypot, x.tolist(), y.tolist()), dtype=np.float64, count=len(x))
 
 
+def _configuration(env: SafeRobotEnv) -> str:
+    """The robot's, task's and cost terms' settings, as text (equal for worlds built alike)."""
+    task = {key: value for key, value in vars(env.task).items() if not key.startswith("_")}
+    return repr((env.robot, type(env.task).__name__, sorted(task.items()), env.safety))
+
+
 def batch_post_step_for(envs: Sequence[SafeRobotEnv]) -> BatchPostStep | None:
-    """A :class:`BatchPostStep` for these worlds, or None where their robot or task has no batched methods."""
+    """A :class:`BatchPostStep` for these worlds, or None where it cannot stand in for their own ``after_physics``.
+
+    None where the robot or task has no batched methods, the task observes, or the worlds are not built alike (the
+    batch computes every world with the first world's robot, task and cost-term settings).
+    """
     first = envs[0]
     if not all(callable(getattr(first.robot, name, None)) for name in _ROBOT_METHODS):
         return None
     if not all(callable(getattr(first.task, name, None)) for name in _TASK_METHODS):
         return None
-    if first.task.observation_size() > 0:
+    if first.task.observation_size() > 0 or len({_configuration(env) for env in envs}) > 1:
         return None
     return BatchPostStep(envs)
 

@@ -56,6 +56,26 @@ def test_envs_without_batched_components_go_world_by_world():
             env.close()
 
 
+def test_worlds_built_differently_go_world_by_world():
+    """The batch computes every world with the first world's settings, so worlds that differ must not batch."""
+    ids = ("taxbench/HalfCheetahVelocity-v0", "taxbench/HalfCheetahSlowZone-v0")  # velocity limits 3.2 vs 1 m/s
+    vec = SafeRobotVectorEnv([gym.make(env_id).unwrapped for env_id in ids])
+    singles = [gym.make(env_id).unwrapped for env_id in ids]
+    assert vec.post_step is None
+    assert SafeRobotVectorEnv([gym.make(ids[1]).unwrapped for _ in ids]).post_step is not None
+    vec.reset(seed=0)
+    for i, env in enumerate(singles):
+        env.reset(seed=i)
+    for env in (*vec.envs, *singles):  # running forward at ~2.5 m/s: over the slow zone's limit, under the other
+        qvel = env.sim.qvel.copy()
+        qvel[0] = 2.5
+        env.sim.set_state(env.sim.qpos, qvel)
+    actions = np.zeros((2, 6))
+    _, _, _, _, infos, *_ = vec.step_lists(actions)
+    assert [info["cost"] for info in infos] == [env.step(a)[4]["cost"] for env, a in zip(singles, actions,
+                                                                                           strict=True)] == [0.0, 1.0]
+
+
 def test_capture_after_step_copies_state_and_contact_forces():
     env = gym.make("taxbench/AntVelocity-v0").unwrapped
     env.reset(seed=0)
