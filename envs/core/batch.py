@@ -141,9 +141,7 @@ class BatchPostStep:
         self._forces: np.ndarray | None = None
         for sim, row in zip(self.sims, self._state, strict=True):
             sim.capture_after_step(row)
-        self._reward_keys = [(name, f"reward_{name}") for name in self.task.reward_terms]
-        self._cost_slots = [(j, term, f"cost_{term.name}", f"measure_{term.name}")
-                            for j, term in enumerate(first.safety)]
+        self._reward_keys, self._cost_slots = first.reward_keys, first.cost_slots  # the info keys: the env's own
 
     def controls(self, actions: np.ndarray) -> np.ndarray:
         """Every world's actuator controls for its (checked) action, one row per world."""
@@ -165,12 +163,11 @@ class BatchPostStep:
                            state[:, self._nq:], forces)
         columns: dict[str, np.ndarray] = {}
         reward = np.zeros(ctx.num_worlds)
-        terms = self.task.rewards_batch(ctx)
-        for name, key in self._reward_keys:
-            columns[key] = terms[name]
-            reward += terms[name]  # summed in term order, as the per-world step does
+        for name, value in self.task.rewards_batch(ctx).items():
+            columns[self._reward_keys[name]] = value
+            reward += value  # summed in the task's term order, as the per-world step does
         total = np.zeros(ctx.num_worlds)
-        for j, term, cost_key, measure_key in self._cost_slots:
+        for j, (term, cost_key, measure_key) in enumerate(self._cost_slots):
             measure = self._measure(j, term, ctx)
             cost = term.cost_batch(measure)
             columns[cost_key], columns[measure_key] = cost, measure

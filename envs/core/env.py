@@ -67,9 +67,10 @@ class SafeRobotEnv(gym.Env[np.ndarray, np.ndarray]):
         self._action_high = self.action_space.high.astype(np.float64)
         obs_size = robot.observation(self.sim).size + task.observation_size()
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(obs_size,), dtype=np.float64)
-        self._cost_keys = [(f"cost_{t.name}", f"measure_{t.name}") for t in self.safety]
-        self._cost_slots = [(term, *keys) for term, keys in zip(self.safety, self._cost_keys, strict=True)]
-        self._reward_keys = {term: f"reward_{term}" for term in task.reward_terms}
+        #: ``(term, "cost_<name>", "measure_<name>")`` per cost term, in order: the info keys each term fills.
+        self.cost_slots = [(term, f"cost_{term.name}", f"measure_{term.name}") for term in self.safety]
+        #: ``"reward_<term>"`` info key of each reward term.
+        self.reward_keys = {term: f"reward_{term}" for term in task.reward_terms}
         self._task_observes = task.observation_size() > 0
         self._dt = self.sim.dt  # the control period is fixed at construction (render_fps above relies on it too)
 
@@ -107,11 +108,11 @@ class SafeRobotEnv(gym.Env[np.ndarray, np.ndarray]):
         root = self.robot.root_position(self.sim)
         ctx = StepContext(self.sim, self.robot, np.zeros(self.action_space.shape), self._dt, root, root)
         info: dict[str, Any] = {"cost": 0.0, "violation": False}
-        for term, (cost_key, measure_key) in zip(self.safety, self._cost_keys, strict=True):
+        for term, cost_key, measure_key in self.cost_slots:
             term.reset(self.sim, self.robot)
             info[cost_key] = 0.0
             info[measure_key] = float(term.measure(ctx))
-        info.update({key: 0.0 for key in self._reward_keys.values()})
+        info.update({key: 0.0 for key in self.reward_keys.values()})
         info["is_success"] = bool(self.task.is_success(self.sim, self.robot))
         info.update(self.task.info(ctx))
         return self._observation(), info
@@ -139,10 +140,10 @@ class SafeRobotEnv(gym.Env[np.ndarray, np.ndarray]):
         info: dict[str, Any] = {}
         reward = 0.0
         for name, value in task.rewards(ctx).items():
-            info[self._reward_keys[name]] = value
+            info[self.reward_keys[name]] = value
             reward += value
         total_cost = 0.0
-        for term, cost_key, measure_key in self._cost_slots:
+        for term, cost_key, measure_key in self.cost_slots:
             measure = float(term.measure(ctx))
             cost = term.cost(measure)
             info[cost_key] = cost
