@@ -88,6 +88,11 @@ class SafeRobotVectorEnv(VectorEnv):
         batched_post_step: Compute rewards, costs and observations of all worlds at once in numpy where the
             env's components allow it (:mod:`taxbench.envs.core.batch`); False runs each world's own
             ``after_physics``. Results are the same either way.
+        share_model: Worlds whose compiled model equals the first world's step with the first world's ``MjModel``
+            (:meth:`~taxbench.envs.sim.mujoco_sim.MujocoSim.share_model`: one set of parameters in the caches for
+            all of them, the same results). The shared model is then read-only: to vary physics per world (domain
+            randomisation), pass False, or change the worlds' models before building the vector env (worlds
+            whose model then differs keep their own).
 
     Raises:
         ValueError: if ``envs`` is empty, an env is not a MuJoCo ``SafeRobotEnv``, or the spaces differ.
@@ -96,7 +101,7 @@ class SafeRobotVectorEnv(VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}  # noqa: RUF012 - Gymnasium convention
 
     def __init__(self, envs: Sequence[SafeRobotEnv], *, max_episode_steps: int | None = None, nthread: int = 2,
-                 tune_threads: bool = False, batched_post_step: bool = True) -> None:
+                 tune_threads: bool = False, batched_post_step: bool = True, share_model: bool = True) -> None:
         if not envs:
             raise ValueError("SafeRobotVectorEnv needs at least one env")
         if not all(isinstance(env, SafeRobotEnv) and isinstance(env.sim, MujocoSim) for env in envs):
@@ -116,6 +121,10 @@ class SafeRobotVectorEnv(VectorEnv):
         self.action_space = batch_space(first.action_space, self.num_envs)
         self.render_mode = first.render_mode
         self.metadata = {**self.metadata, "render_fps": first.metadata["render_fps"]}
+        if share_model:
+            for env in self.envs[1:]:
+                if first.sim.same_model(env.sim):
+                    env.sim.share_model(first.sim)
         self.stepper = MujocoBatchStepper([env.sim for env in envs], nthread)
         #: Rewards, costs and observations of all worlds in numpy (None: world by world, see ``batched_post_step``).
         self.post_step = batch_post_step_for(self.envs) if batched_post_step else None
@@ -127,7 +136,7 @@ class SafeRobotVectorEnv(VectorEnv):
     @classmethod
     def from_id(cls, env_id: str, num_envs: int, *, env_kwargs: dict[str, Any] | None = None, nthread: int = 2,
                 max_episode_steps: int | None = None, tune_threads: bool = False,
-                batched_post_step: bool = True) -> SafeRobotVectorEnv:
+                batched_post_step: bool = True, share_model: bool = True) -> SafeRobotVectorEnv:
         """Build ``num_envs`` worlds with ``gymnasium.make(env_id, **env_kwargs)``.
 
         Args:
@@ -138,6 +147,7 @@ class SafeRobotVectorEnv(VectorEnv):
             max_episode_steps: Time limit in control steps; None takes the id's registered limit.
             tune_threads: Use the faster of 1 and ``nthread`` threads (see the class docstring).
             batched_post_step: Rewards, costs and observations of all worlds at once where possible.
+            share_model: Step every world with one shared ``MjModel`` (see the class docstring).
 
         Raises:
             NotBatchableError: if the id does not build a MuJoCo ``SafeRobotEnv``.
@@ -156,7 +166,7 @@ class SafeRobotVectorEnv(VectorEnv):
         spec = made[0].spec
         limit = spec.max_episode_steps if spec is not None else None
         vec = cls([env.unwrapped for env in made], max_episode_steps=limit, nthread=nthread,  # type: ignore[misc]
-                  tune_threads=tune_threads, batched_post_step=batched_post_step)
+                  tune_threads=tune_threads, batched_post_step=batched_post_step, share_model=share_model)
         vec.spec = spec
         return vec
 

@@ -42,6 +42,7 @@ FALLS = ("taxbench/HopperVelocity-v0", "taxbench/Walker2dVelocity-v0")
 def test_matches_single_envs_bit_for_bit(env_id):
     vec = SafeRobotVectorEnv.from_id(env_id, N, max_episode_steps=LIMIT, env_kwargs={"cost_terms": None})
     assert (vec.post_step is not None) == (env_id in BATCHED)
+    assert all(env.sim.model is vec.envs[0].sim.model for env in vec.envs)  # one shared MjModel, same results
     singles = [gym.make(env_id, max_episode_steps=LIMIT, cost_terms=None) for _ in range(N)]
     obs, info = vec.reset(seed=SEED)
     for i, env in enumerate(singles):
@@ -148,6 +149,44 @@ def test_one_thread_two_threads_and_tuned_threads_step_identically():
     assert used == {1, 2} and vecs[2]._tuner.choice in (1, 2)
     for vec in vecs:
         vec.close()
+
+
+def test_a_world_moved_to_a_shared_model_goes_on_bit_for_bit():
+    """Sharing mid-episode keeps state, warm start and derived quantities (contact forces) exactly."""
+    envs = [gym.make("taxbench/AntVelocity-v0").unwrapped for _ in range(3)]
+    for env in envs:
+        env.reset(seed=5)
+    rng = np.random.default_rng(1)
+    for _ in range(30):  # the Ant lands and makes contacts; the solver's warm start is then non-zero
+        action = rng.uniform(-1, 1, 8)
+        for env in envs:
+            env.step(action)
+    shared, moved, alone = (env.sim for env in envs)
+    own_model = moved.model
+    moved.share_model(shared)
+    assert moved.model is shared.model and moved.model is not own_model
+    assert np.array_equal(moved.external_forces(), alone.external_forces())
+    for _ in range(30):
+        action = rng.uniform(-1, 1, 8)
+        steps = [env.step(action) for env in envs[1:]]
+        assert np.array_equal(steps[0][0], steps[1][0]) and steps[0][1] == steps[1][1]
+        assert steps[0][4] == steps[1][4]
+    assert np.array_equal(moved.get_state(), alone.get_state())
+
+
+def test_worlds_with_different_models_keep_their_own():
+    envs = [gym.make("taxbench/HalfCheetahVelocity-v0").unwrapped for _ in range(3)]
+    envs[2].sim.model.body_mass[1] *= 2.0  # domain randomisation of one world before the vector env is built
+    assert envs[0].sim.same_model(envs[1].sim) and not envs[0].sim.same_model(envs[2].sim)
+    with pytest.raises(ValueError, match="identical compiled model"):
+        envs[2].sim.share_model(envs[0].sim)
+    vec = SafeRobotVectorEnv(envs)
+    models = [env.sim.model for env in vec.envs]
+    assert models[1] is models[0] and models[2] is not models[0]
+    vec.close()
+    unshared = SafeRobotVectorEnv.from_id("taxbench/HalfCheetahVelocity-v0", 2, share_model=False)
+    assert unshared.envs[1].sim.model is not unshared.envs[0].sim.model
+    unshared.close()
 
 
 def test_bad_input_is_refused():
