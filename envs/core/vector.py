@@ -90,9 +90,9 @@ class SafeRobotVectorEnv(VectorEnv):
             ``after_physics``. Results are the same either way.
         share_model: Worlds whose compiled model equals the first world's step with the first world's ``MjModel``
             (:meth:`~taxbench.envs.sim.mujoco_sim.MujocoSim.share_model`: one set of parameters in the caches for
-            all of them, the same results). The shared model is then read-only: to vary physics per world (domain
-            randomisation), pass False, or change the worlds' models before building the vector env (worlds
-            whose model then differs keep their own).
+            all of them and one copy in memory; the same results). The shared model is then read-only: to vary
+            physics per world (domain randomisation), pass False, or change the worlds' models before building the
+            vector env (worlds whose model then differs keep their own).
 
     Raises:
         ValueError: if ``envs`` is empty, an env is not a MuJoCo ``SafeRobotEnv``, or the spaces differ.
