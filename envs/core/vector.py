@@ -123,8 +123,10 @@ class SafeRobotVectorEnv(VectorEnv):
         self.metadata = {**self.metadata, "render_fps": first.metadata["render_fps"]}
         if share_model:
             for env in self.envs[1:]:
-                if first.sim.same_model(env.sim):
-                    env.sim.share_model(first.sim)
+                try:
+                    env.sim.share_model(first.sim)  # compares the two compiled models once
+                except ValueError:
+                    pass  # a world whose model differs (e.g. randomised physics) keeps its own
         self.stepper = MujocoBatchStepper([env.sim for env in envs], nthread)
         #: Rewards, costs and observations of all worlds in numpy (None: world by world, see ``batched_post_step``).
         self.post_step = batch_post_step_for(self.envs) if batched_post_step else None

@@ -37,7 +37,8 @@ class MujocoBatchStepper:
     Results do not depend on it.
 
     Args:
-        sims: The worlds; each keeps its own model and data and is stepped ``frame_skip`` physics steps.
+        sims: The worlds; each keeps its own data (the model may be shared) and is stepped ``frame_skip`` physics
+            steps.
         nthread: Threads that step worlds, the calling thread included (1 steps them in a plain loop).
         switch_interval_s: Interpreter switch interval while worlds are stepped on threads, s (see above);
             None leaves it alone.
