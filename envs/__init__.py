@@ -28,6 +28,7 @@ def __getattr__(name: str) -> object:
         return getattr(vector, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "ENTRIES",
     "ENV_IDS",

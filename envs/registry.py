@@ -119,8 +119,16 @@ def make_velocity_env(
         _posture_term(body, fall_height),
     ]
     task = RunForward(body, V5_WEIGHTS[robot])
-    return SafeRobotEnv(body, task, select_terms(terms, cost_terms, cost_mode), backend=backend,
-                        render_mode=render_mode, width=width, height=height, camera=camera)
+    return SafeRobotEnv(
+        body,
+        task,
+        select_terms(terms, cost_terms, cost_mode),
+        backend=backend,
+        render_mode=render_mode,
+        width=width,
+        height=height,
+        camera=camera,
+    )
 
 
 def make_hazard_env(
@@ -158,28 +166,84 @@ def make_hazard_env(
         _joint_term(),
         _posture_term(body, None),
     ]
-    return SafeRobotEnv(body, task, select_terms(terms, cost_terms), backend=backend, render_mode=render_mode,
-                        width=width, height=height, camera=camera)
+    return SafeRobotEnv(
+        body,
+        task,
+        select_terms(terms, cost_terms),
+        backend=backend,
+        render_mode=render_mode,
+        width=width,
+        height=height,
+        camera=camera,
+    )
 
 
 ENTRIES: tuple[EnvEntry, ...] = (
-    EnvEntry("taxbench/HalfCheetahVelocity-v0", "half_cheetah", "velocity", 25.0, 1000,
-             "HalfCheetah runs forward; forward velocity limited"),
-    EnvEntry("taxbench/HalfCheetahSlowZone-v0", "half_cheetah", "velocity", 25.0, 1000,
-             "HalfCheetah runs forward through a 1 m/s slow zone (binds at quick budgets)",
-             {"velocity_limit": "slow_zone"}),
-    EnvEntry("taxbench/HopperVelocity-v0", "hopper", "velocity", 25.0, 1000,
-             "Hopper hops forward; forward velocity limited; falls end the episode"),
-    EnvEntry("taxbench/Walker2dVelocity-v0", "walker2d", "velocity", 25.0, 1000,
-             "Walker2d walks forward; forward velocity limited; falls end the episode"),
-    EnvEntry("taxbench/AntVelocity-v0", "ant", "velocity", 25.0, 1000,
-             "Ant runs forward; horizontal speed limited; falls end the episode"),
-    EnvEntry("taxbench/AntHazard-v0", "ant", "navigation", 25.0, 1000,
-             "Ant walks to a goal 3 m away; hazard zones lie across the path"),
-    EnvEntry("taxbench/PandaReach-v0", "panda", "reach", 25.0, 100,
-             "Franka Panda reaches a target on a table beside a person (TCP speed, separation, contact force)"),
-    EnvEntry("taxbench/PandaPush-v0", "panda", "push", 25.0, 100,
-             "Franka Panda pushes a block to a target next to a fragile glass (TCP speed, force on the glass)"),
+    EnvEntry(
+        "taxbench/HalfCheetahVelocity-v0",
+        "half_cheetah",
+        "velocity",
+        25.0,
+        1000,
+        "HalfCheetah runs forward; forward velocity limited",
+    ),
+    EnvEntry(
+        "taxbench/HalfCheetahSlowZone-v0",
+        "half_cheetah",
+        "velocity",
+        25.0,
+        1000,
+        "HalfCheetah runs forward through a 1 m/s slow zone (binds at quick budgets)",
+        {"velocity_limit": "slow_zone"},
+    ),
+    EnvEntry(
+        "taxbench/HopperVelocity-v0",
+        "hopper",
+        "velocity",
+        25.0,
+        1000,
+        "Hopper hops forward; forward velocity limited; falls end the episode",
+    ),
+    EnvEntry(
+        "taxbench/Walker2dVelocity-v0",
+        "walker2d",
+        "velocity",
+        25.0,
+        1000,
+        "Walker2d walks forward; forward velocity limited; falls end the episode",
+    ),
+    EnvEntry(
+        "taxbench/AntVelocity-v0",
+        "ant",
+        "velocity",
+        25.0,
+        1000,
+        "Ant runs forward; horizontal speed limited; falls end the episode",
+    ),
+    EnvEntry(
+        "taxbench/AntHazard-v0",
+        "ant",
+        "navigation",
+        25.0,
+        1000,
+        "Ant walks to a goal 3 m away; hazard zones lie across the path",
+    ),
+    EnvEntry(
+        "taxbench/PandaReach-v0",
+        "panda",
+        "reach",
+        25.0,
+        100,
+        "Franka Panda reaches a target on a table beside a person (TCP speed, separation, contact force)",
+    ),
+    EnvEntry(
+        "taxbench/PandaPush-v0",
+        "panda",
+        "push",
+        25.0,
+        100,
+        "Franka Panda pushes a block to a target next to a fragile glass (TCP speed, force on the glass)",
+    ),
 )
 
 ENV_IDS: tuple[str, ...] = tuple(entry.env_id for entry in ENTRIES)

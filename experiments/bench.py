@@ -91,8 +91,9 @@ def raw_physics(env: Any) -> RawPhysics:
     return RawPhysics(step, restore, state, frame_skip, float(inner.dt))
 
 
-def record_trajectory(env: Any, raw: RawPhysics, actions: Sequence[np.ndarray],
-                      seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def record_trajectory(
+    env: Any, raw: RawPhysics, actions: Sequence[np.ndarray], seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Run the env once, untimed: each episode's start state and the controls the env applied in it."""
     inner = env.unwrapped
     applied: list[np.ndarray] = []
@@ -179,12 +180,19 @@ def bench_env(env_id: str, backend: str | None, steps: int, seed: int = 0, repea
         env.close()
     env_rate, raw_rate = statistics.median(env_rates), statistics.median(raw_rates)
     ratio = statistics.median(e / r for e, r in zip(env_rates, raw_rates, strict=True))
-    return EnvBench(env_id, backend or "mujoco (gymnasium)", env_rate, raw_rate, raw_rate * raw.substeps, ratio,
-                    raw.dt, repeats)
+    return EnvBench(
+        env_id, backend or "mujoco (gymnasium)", env_rate, raw_rate, raw_rate * raw.substeps, ratio, raw.dt, repeats
+    )
 
 
-def bench_envs(env_ids: Sequence[str], backends: Sequence[str] = BACKENDS, steps: int = 1000, repeats: int = 3,
-               reference: Sequence[str] = (), progress: bool = True) -> list[EnvBench]:
+def bench_envs(
+    env_ids: Sequence[str],
+    backends: Sequence[str] = BACKENDS,
+    steps: int = 1000,
+    repeats: int = 3,
+    reference: Sequence[str] = (),
+    progress: bool = True,
+) -> list[EnvBench]:
     """Benchmark every (env, backend) pair the env supports, then each ``reference`` Gymnasium env."""
     from rich.progress import Progress
 
@@ -207,15 +215,24 @@ def results_table(results: Sequence[EnvBench]) -> Any:
     from rich.table import Table
 
     repeats = max((r.repeats for r in results), default=1)
-    table = Table(title=f"env steps/s vs the raw physics replaying the same trajectory (medians of {repeats}; "
-                        "one run, trust the ratios)")
+    table = Table(
+        title=f"env steps/s vs the raw physics replaying the same trajectory (medians of {repeats}; "
+        "one run, trust the ratios)"
+    )
     table.add_column("env", no_wrap=True)
     table.add_column("backend")
     for column in ("ctrl period s", "env steps/s", "raw sim steps/s", "physics steps/s", "env / raw"):
         table.add_column(column, justify="right")
     for r in results:
-        table.add_row(r.env_id, r.backend, f"{r.control_period_s:.4g}", f"{r.env_steps_per_s:,.0f}",
-                      f"{r.raw_steps_per_s:,.0f}", f"{r.physics_steps_per_s:,.0f}", f"{r.ratio:.2f}")
+        table.add_row(
+            r.env_id,
+            r.backend,
+            f"{r.control_period_s:.4g}",
+            f"{r.env_steps_per_s:,.0f}",
+            f"{r.raw_steps_per_s:,.0f}",
+            f"{r.physics_steps_per_s:,.0f}",
+            f"{r.ratio:.2f}",
+        )
     return table
 
 
@@ -234,16 +251,37 @@ def add_bench_parser(sub: Any, positive_int: Any, env_id: Any) -> Any:
     bench = sub.add_parser("bench", help="benchmarks: `bench envs` times every env against its raw physics")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, parser_class=type(bench))
     envs = bench_sub.add_parser("envs", help="env steps/s on each backend beside the raw physics step rate (ratios)")
-    envs.add_argument("--env", dest="envs", type=env_id, action="append", default=None,
-                      help="env id to time (repeatable; default: every registered taxbench env)")
-    envs.add_argument("--backend", dest="backends", choices=BACKENDS, action="append", default=None,
-                      help="physics backend (repeatable; default: both; envs a backend cannot run are skipped)")
-    envs.add_argument("--steps", type=positive_int, default=1000,
-                      help="env steps and raw sim steps timed per env and backend (default 1000)")
-    envs.add_argument("--repeats", type=positive_int, default=3,
-                      help="interleaved repeats of the env and raw loops; medians (default 3)")
-    envs.add_argument("--reference", action="store_true",
-                      help=f"also time Gymnasium's own {', '.join(REFERENCE_ENVS)} the same way")
+    envs.add_argument(
+        "--env",
+        dest="envs",
+        type=env_id,
+        action="append",
+        default=None,
+        help="env id to time (repeatable; default: every registered taxbench env)",
+    )
+    envs.add_argument(
+        "--backend",
+        dest="backends",
+        choices=BACKENDS,
+        action="append",
+        default=None,
+        help="physics backend (repeatable; default: both; envs a backend cannot run are skipped)",
+    )
+    envs.add_argument(
+        "--steps",
+        type=positive_int,
+        default=1000,
+        help="env steps and raw sim steps timed per env and backend (default 1000)",
+    )
+    envs.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=3,
+        help="interleaved repeats of the env and raw loops; medians (default 3)",
+    )
+    envs.add_argument(
+        "--reference", action="store_true", help=f"also time Gymnasium's own {', '.join(REFERENCE_ENVS)} the same way"
+    )
     envs.add_argument("--csv", type=str, default=None, help="also write the results to this CSV file")
     envs.add_argument("--json", type=str, default=None, help="also write the results to this JSON file")
     envs.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -267,8 +305,14 @@ def cmd_bench_envs(args: Any, console: Any) -> int:
     from taxbench.envs import ENV_IDS
     from taxbench.experiments.runfolder import atomic_write_csv, atomic_write_json
 
-    results = bench_envs(args.envs or list(ENV_IDS), args.backends or list(BACKENDS), args.steps, args.repeats,
-                         REFERENCE_ENVS if args.reference else (), progress=not args.no_progress)
+    results = bench_envs(
+        args.envs or list(ENV_IDS),
+        args.backends or list(BACKENDS),
+        args.steps,
+        args.repeats,
+        REFERENCE_ENVS if args.reference else (),
+        progress=not args.no_progress,
+    )
     console.print(results_table(results))
     if args.csv:
         atomic_write_csv(Path(args.csv), as_rows(results), list(EnvBench.__dataclass_fields__))
@@ -308,5 +352,10 @@ def cmd_bench_vector(args: Any, console: Any) -> int:
 
 
 #: ``taxbench bench <name>`` handlers: (args, console) -> exit status.
-BENCH_COMMANDS = {"envs": cmd_bench_envs, "render": cmd_bench_render, "train": cmd_bench_train,
-                  "pair": cmd_bench_pair, "vector": cmd_bench_vector}
+BENCH_COMMANDS = {
+    "envs": cmd_bench_envs,
+    "render": cmd_bench_render,
+    "train": cmd_bench_train,
+    "pair": cmd_bench_pair,
+    "vector": cmd_bench_vector,
+}

@@ -17,8 +17,12 @@ from typing import Any
 import numpy as np
 
 #: Envs timed by default: one per robot family, when registered.
-DEFAULT_ENVS = ("taxbench/HalfCheetahSlowZone-v0", "taxbench/AntHazard-v0", "taxbench/PandaReach-v0",
-                "taxbench/PandaPush-v0")
+DEFAULT_ENVS = (
+    "taxbench/HalfCheetahSlowZone-v0",
+    "taxbench/AntHazard-v0",
+    "taxbench/PandaReach-v0",
+    "taxbench/PandaPush-v0",
+)
 BACKENDS = ("mujoco", "pybullet")
 
 
@@ -50,12 +54,21 @@ def _time_once(env: Any, frames: int, hud: Any) -> tuple[float, float, float, fl
             for image in annotated:
                 writer.append(image)
         encode_s = time.perf_counter() - start
-    return (frames / render_s, frames / (render_s + hud_s), frames / encode_s,
-            float(np.mean([image.std() for image in images])))
+    return (
+        frames / render_s,
+        frames / (render_s + hud_s),
+        frames / encode_s,
+        float(np.mean([image.std() for image in images])),
+    )
 
 
 def bench_render(
-    env_ids: Sequence[str] | None = None, *, width: int = 320, height: int = 240, frames: int = 60, seed: int = 0,
+    env_ids: Sequence[str] | None = None,
+    *,
+    width: int = 320,
+    height: int = 240,
+    frames: int = 60,
+    seed: int = 0,
     repeats: int = 3,
 ) -> list[dict[str, Any]]:
     """Frames per second of headless rendering for every env × backend that can be built.
@@ -100,12 +113,22 @@ def bench_render(
                 runs = [_time_once(env, frames, hud) for _ in range(repeats)]
             finally:
                 env.close()
-            render_fps, hud_fps, encode_fps, pixel_std = (statistics.median(column) for column in zip(*runs,
-                                                                                                      strict=True))
-            rows.append({"env_id": env_id, "backend": backend, "size": f"{width}x{height}",
-                         "render_fps": render_fps, "hud_fps": hud_fps, "encode_fps": encode_fps,
-                         "gl": os.environ.get("MUJOCO_GL", "default") if backend == "mujoco" else "TinyRenderer",
-                         "mean_pixel_std": pixel_std, "repeats": repeats})
+            render_fps, hud_fps, encode_fps, pixel_std = (
+                statistics.median(column) for column in zip(*runs, strict=True)
+            )
+            rows.append(
+                {
+                    "env_id": env_id,
+                    "backend": backend,
+                    "size": f"{width}x{height}",
+                    "render_fps": render_fps,
+                    "hud_fps": hud_fps,
+                    "encode_fps": encode_fps,
+                    "gl": os.environ.get("MUJOCO_GL", "default") if backend == "mujoco" else "TinyRenderer",
+                    "mean_pixel_std": pixel_std,
+                    "repeats": repeats,
+                }
+            )
     return rows
 
 
@@ -119,16 +142,29 @@ def print_bench_render(rows: Sequence[dict[str, Any]], console: Any = None) -> N
     for column in ("env", "backend", "size", "GL", "render", "render + HUD", "H.264 encode"):
         table.add_column(column, justify="right" if column in ("render", "render + HUD", "H.264 encode") else "left")
     for row in rows:
-        table.add_row(row["env_id"], row["backend"], row["size"], row["gl"], f"{row['render_fps']:.0f}",
-                      f"{row['hud_fps']:.0f}", f"{row['encode_fps']:.0f}")
+        table.add_row(
+            row["env_id"],
+            row["backend"],
+            row["size"],
+            row["gl"],
+            f"{row['render_fps']:.0f}",
+            f"{row['hud_fps']:.0f}",
+            f"{row['encode_fps']:.0f}",
+        )
     (console or Console()).print(table)
 
 
 def add_render_parser(bench_sub: Any, positive_int: Any, env_id: Any) -> None:
     """Add ``render`` to the ``taxbench bench`` subcommands."""
     render = bench_sub.add_parser("render", help="frames/s of headless rendering per backend (raw, with HUD, H.264)")
-    render.add_argument("--env", dest="envs", type=env_id, action="append", default=None,
-                        help=f"env id to time (repeatable; default: {', '.join(DEFAULT_ENVS)} where registered)")
+    render.add_argument(
+        "--env",
+        dest="envs",
+        type=env_id,
+        action="append",
+        default=None,
+        help=f"env id to time (repeatable; default: {', '.join(DEFAULT_ENVS)} where registered)",
+    )
     render.add_argument("--width", type=positive_int, default=320, help="frame width, pixels (default 320)")
     render.add_argument("--height", type=positive_int, default=240, help="frame height, pixels (default 240)")
     render.add_argument("--frames", type=positive_int, default=60, help="frames timed per env and backend (default 60)")

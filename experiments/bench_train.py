@@ -18,8 +18,14 @@ from pathlib import Path
 from typing import Any
 
 
-def bench_train(env_id: str, arms: Sequence[str] = ("ppo", "ppo-lag"), steps: int = 8192, repeats: int = 3,
-                n_envs: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
+def bench_train(
+    env_id: str,
+    arms: Sequence[str] = ("ppo", "ppo-lag"),
+    steps: int = 8192,
+    repeats: int = 3,
+    n_envs: int | None = None,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
     """Training steps/s of each arm (median over ``repeats``) and its ratio to ``ppo`` (median of per-repeat ratios).
 
     Args:
@@ -44,10 +50,17 @@ def bench_train(env_id: str, arms: Sequence[str] = ("ppo", "ppo-lag"), steps: in
     for repeat in range(repeats):
         # Alternate the order (ppo first, then ppo last, ...) so a machine that speeds up or slows down during
         # the run does not favour one arm in the per-repeat ratios.
-        for arm in (arms if repeat % 2 == 0 else arms[::-1]):
+        for arm in arms if repeat % 2 == 0 else arms[::-1]:
             envs, hyperparams = preset.for_arm(arm)
-            cfg = RunConfig(env_id=env_id, arm=arm, seed=seed, steps=steps, n_envs=n_envs or envs,
-                            hyperparams=dict(hyperparams), device="cpu")
+            cfg = RunConfig(
+                env_id=env_id,
+                arm=arm,
+                seed=seed,
+                steps=steps,
+                n_envs=n_envs or envs,
+                hyperparams=dict(hyperparams),
+                device="cpu",
+            )
             venv = make_vec_env(cfg)
             model = make_learner(arm, venv, seed=seed, device="cpu", hyperparams=dict(hyperparams))
             start = time.perf_counter()
@@ -58,9 +71,19 @@ def bench_train(env_id: str, arms: Sequence[str] = ("ppo", "ppo-lag"), steps: in
     rows = []
     for arm, values in rates.items():
         ratios = [v / r for v, r in zip(values, reference, strict=True)]
-        rows.append({"env_id": env_id, "arm": arm, "n_envs": n_envs or preset.for_arm(arm)[0], "steps": steps,
-                     "repeats": repeats, "steps_per_s": statistics.median(values),
-                     "ratio_to_ppo": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios)})
+        rows.append(
+            {
+                "env_id": env_id,
+                "arm": arm,
+                "n_envs": n_envs or preset.for_arm(arm)[0],
+                "steps": steps,
+                "repeats": repeats,
+                "steps_per_s": statistics.median(values),
+                "ratio_to_ppo": statistics.median(ratios),
+                "ratio_min": min(ratios),
+                "ratio_max": max(ratios),
+            }
+        )
     return rows
 
 
@@ -70,13 +93,21 @@ def bench_pair(args: Sequence[str] = (), repeats: int = 1) -> dict[str, Any]:
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "taxbench.experiments.cli", "pair", *args, "--out", out,
-                            "--no-progress"], check=True, capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "taxbench.experiments.cli", "pair", *args, "--out", out, "--no-progress"],
+                check=True,
+                capture_output=True,
+            )
             walls.append(time.perf_counter() - start)
             summaries = sorted(Path(out).glob("*/pair.json"))
             taxes.append(json.loads(summaries[0].read_text())["tax"] if summaries else None)
-    return {"command": "taxbench pair " + " ".join(args), "repeats": repeats, "wall_s": statistics.median(walls),
-            "walls_s": walls, "taxes": taxes}
+    return {
+        "command": "taxbench pair " + " ".join(args),
+        "repeats": repeats,
+        "wall_s": statistics.median(walls),
+        "walls_s": walls,
+        "taxes": taxes,
+    }
 
 
 def add_train_parsers(bench_sub: Any, positive_int: Any, env_id: Any) -> None:
@@ -101,13 +132,20 @@ def cmd_bench_train(args: Any, console: Any) -> int:
     from rich.table import Table
 
     rows = bench_train(args.env, args.arms, args.steps, args.repeats, args.n_envs)
-    table = Table(title=f"training throughput on {args.env} (medians of {args.repeats}, same run; the ratio is the "
-                        "median of per-repeat ratios)")
+    table = Table(
+        title=f"training throughput on {args.env} (medians of {args.repeats}, same run; the ratio is the "
+        "median of per-repeat ratios)"
+    )
     for column in ("arm", "n_envs", "steps/s", "ratio to ppo", "ratio range"):
         table.add_column(column, justify="right" if column != "arm" else "left")
     for row in rows:
-        table.add_row(row["arm"], str(row["n_envs"]), f"{row['steps_per_s']:.0f}", f"{row['ratio_to_ppo']:.2f}",
-                      f"{row['ratio_min']:.2f}-{row['ratio_max']:.2f}")
+        table.add_row(
+            row["arm"],
+            str(row["n_envs"]),
+            f"{row['steps_per_s']:.0f}",
+            f"{row['ratio_to_ppo']:.2f}",
+            f"{row['ratio_min']:.2f}-{row['ratio_max']:.2f}",
+        )
     console.print(table)
     _write_json(args.json, rows)
     return 0
@@ -116,12 +154,16 @@ def cmd_bench_train(args: Any, console: Any) -> int:
 def cmd_bench_pair(args: Any, console: Any) -> int:
     """Run ``taxbench bench pair`` and print the wall time."""
     result = bench_pair(args.pair_args, args.repeats)
-    console.print(f"{result['command']}: {result['wall_s']:.1f} s wall (median of {result['repeats']})",
-                  highlight=False)
+    console.print(
+        f"{result['command']}: {result['wall_s']:.1f} s wall (median of {result['repeats']})", highlight=False
+    )
     for tax in result["taxes"]:
         if tax is not None:
-            console.print(f"  tax τ = {tax['point']:.3g} [{tax['low']:.3g}, {tax['high']:.3g}], CI excludes 0: "
-                          f"{'yes' if tax['excludes_zero'] else 'no'}", highlight=False)
+            console.print(
+                f"  tax τ = {tax['point']:.3g} [{tax['low']:.3g}, {tax['high']:.3g}], CI excludes 0: "
+                f"{'yes' if tax['excludes_zero'] else 'no'}",
+                highlight=False,
+            )
     _write_json(args.json, result)
     return 0
 

@@ -55,8 +55,15 @@ def _vector_rate(vec: Any, steps: int, seed: int) -> float:
     return steps * vec.num_envs / (time.perf_counter() - start)
 
 
-def bench_vector(env_id: str = DEFAULT_ENVS[0], n_envs: Sequence[int] = DEFAULT_N_ENVS, *, nthread: int = 2,
-                 world_steps: int = 8192, repeats: int = 5, seed: int = 0) -> list[dict[str, Any]]:
+def bench_vector(
+    env_id: str = DEFAULT_ENVS[0],
+    n_envs: Sequence[int] = DEFAULT_N_ENVS,
+    *,
+    nthread: int = 2,
+    world_steps: int = 8192,
+    repeats: int = 5,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
     """Time the vector env at each ``N`` against the raw physics of one world.
 
     Args:
@@ -77,8 +84,11 @@ def bench_vector(env_id: str = DEFAULT_ENVS[0], n_envs: Sequence[int] = DEFAULT_
     from taxbench.envs.core.vector import SafeRobotVectorEnv
     from taxbench.experiments.bench import time_raw_replay
 
-    vecs = {(n, k): SafeRobotVectorEnv.from_id(env_id, n, nthread=k or nthread, tune_threads=k == 0)
-            for n in n_envs for k in {0, 1, nthread}}  # k = 0: tuned (the faster of 1 and nthread, as training)
+    vecs = {
+        (n, k): SafeRobotVectorEnv.from_id(env_id, n, nthread=k or nthread, tune_threads=k == 0)
+        for n in n_envs
+        for k in {0, 1, nthread}
+    }  # k = 0: tuned (the faster of 1 and nthread, as training)
     raw: list[float] = []
     rates: dict[tuple[int, int], list[float]] = {key: [] for key in vecs}
     world, physics, episodes = _raw_replay(env_id, world_steps, seed)
@@ -96,10 +106,21 @@ def bench_vector(env_id: str = DEFAULT_ENVS[0], n_envs: Sequence[int] = DEFAULT_
     for n in n_envs:
         vector, serial = statistics.median(rates[(n, nthread)]), statistics.median(rates[(n, 1)])
         tuned = statistics.median(rates[(n, 0)])
-        rows.append({"env_id": env_id, "n_envs": n, "nthread": nthread, "vector_steps_per_s": vector,
-                     "serial_steps_per_s": serial, "tuned_steps_per_s": tuned, "raw_steps_per_s": raw_rate,
-                     "ratio": vector / raw_rate, "serial_ratio": serial / raw_rate, "tuned_ratio": tuned / raw_rate,
-                     "repeats": repeats})
+        rows.append(
+            {
+                "env_id": env_id,
+                "n_envs": n,
+                "nthread": nthread,
+                "vector_steps_per_s": vector,
+                "serial_steps_per_s": serial,
+                "tuned_steps_per_s": tuned,
+                "raw_steps_per_s": raw_rate,
+                "ratio": vector / raw_rate,
+                "serial_ratio": serial / raw_rate,
+                "tuned_ratio": tuned / raw_rate,
+                "repeats": repeats,
+            }
+        )
     return rows
 
 
@@ -119,12 +140,24 @@ def print_bench_vector(rows: Sequence[dict[str, Any]], console: Any) -> None:
     from rich.table import Table
 
     table = Table(title="vector env world-steps/s vs one world's raw single-thread physics (medians; one run)")
-    for column in ("env", "N", "threads", "vector steps/s", "1-thread steps/s", "tuned steps/s", "raw 1-world steps/s",
-                   "vector / raw", "1-thread / raw", "tuned / raw"):
+    for column in (
+        "env",
+        "N",
+        "threads",
+        "vector steps/s",
+        "1-thread steps/s",
+        "tuned steps/s",
+        "raw 1-world steps/s",
+        "vector / raw",
+        "1-thread / raw",
+        "tuned / raw",
+    ):
         table.add_column(column, justify="left" if column == "env" else "right", no_wrap=column == "env")
     for r in rows:
-        rates = (f"{r[key]:,.0f}" for key in ("vector_steps_per_s", "serial_steps_per_s", "tuned_steps_per_s",
-                                               "raw_steps_per_s"))
+        rates = (
+            f"{r[key]:,.0f}"
+            for key in ("vector_steps_per_s", "serial_steps_per_s", "tuned_steps_per_s", "raw_steps_per_s")
+        )
         ratios = (f"{r[key]:.2f}" for key in ("ratio", "serial_ratio", "tuned_ratio"))
         table.add_row(r["env_id"], str(r["n_envs"]), str(r["nthread"]), *rates, *ratios)
     console.print(table)
@@ -133,14 +166,30 @@ def print_bench_vector(rows: Sequence[dict[str, Any]], console: Any) -> None:
 def add_vector_parser(bench_sub: Any, positive_int: Any, env_id: Any) -> None:
     """Add ``vector`` to the ``taxbench bench`` subcommands."""
     vector = bench_sub.add_parser("vector", help="batched-physics vector env steps/s vs one world's raw physics")
-    vector.add_argument("--env", dest="envs", type=env_id, action="append", default=None,
-                        help=f"MuJoCo env id (repeatable; default {' and '.join(DEFAULT_ENVS)})")
-    vector.add_argument("--n-envs", type=positive_int, nargs="+", default=list(DEFAULT_N_ENVS),
-                        help="numbers of worlds to time (default 16 32 64)")
-    vector.add_argument("--threads", type=positive_int, default=2,
-                        help="physics threads of the vector env, the caller's included (default 2)")
-    vector.add_argument("--world-steps", type=positive_int, default=8192,
-                        help="world-steps timed per measurement (default 8192)")
+    vector.add_argument(
+        "--env",
+        dest="envs",
+        type=env_id,
+        action="append",
+        default=None,
+        help=f"MuJoCo env id (repeatable; default {' and '.join(DEFAULT_ENVS)})",
+    )
+    vector.add_argument(
+        "--n-envs",
+        type=positive_int,
+        nargs="+",
+        default=list(DEFAULT_N_ENVS),
+        help="numbers of worlds to time (default 16 32 64)",
+    )
+    vector.add_argument(
+        "--threads",
+        type=positive_int,
+        default=2,
+        help="physics threads of the vector env, the caller's included (default 2)",
+    )
+    vector.add_argument(
+        "--world-steps", type=positive_int, default=8192, help="world-steps timed per measurement (default 8192)"
+    )
     vector.add_argument("--repeats", type=positive_int, default=5, help="interleaved repeats; medians (default 5)")
     vector.add_argument("--json", type=str, default=None, help="also write the rows to this JSON file")
     vector.add_argument("--csv", type=str, default=None, help="also write the rows to this CSV file")
@@ -152,9 +201,13 @@ def cmd_bench_vector(args: Any, console: Any) -> int:
     from taxbench.experiments.runfolder import atomic_write_csv, atomic_write_json
 
     try:
-        rows = [row for env in args.envs or DEFAULT_ENVS
-                for row in bench_vector_in_fresh_process(env, args.n_envs, nthread=args.threads,
-                                                         world_steps=args.world_steps, repeats=args.repeats)]
+        rows = [
+            row
+            for env in args.envs or DEFAULT_ENVS
+            for row in bench_vector_in_fresh_process(
+                env, args.n_envs, nthread=args.threads, world_steps=args.world_steps, repeats=args.repeats
+            )
+        ]
     except NotBatchableError as exc:
         console.print(f"taxbench bench vector: error: {exc}", highlight=False)
         return 2
@@ -166,4 +219,3 @@ def cmd_bench_vector(args: Any, console: Any) -> int:
         atomic_write_csv(Path(args.csv), rows, list(rows[0]))
         console.print(f"wrote {args.csv}", highlight=False)
     return 0
-

@@ -135,8 +135,14 @@ def _rollout(env: gym.Env, seed: int, steps: int, episode_steps: int, findings: 
         _check_reset(findings, episode, info)
     for step in range(steps):
         obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
-        trace.append((np.asarray(obs, dtype=np.float64).copy(), float(reward), float(info.get("cost", math.nan)),
-                      bool(terminated)))
+        trace.append(
+            (
+                np.asarray(obs, dtype=np.float64).copy(),
+                float(reward),
+                float(info.get("cost", math.nan)),
+                bool(terminated),
+            )
+        )
         if findings:
             _check_step(findings, f"at step {step} (episode {episode}, t={t})", obs, reward, info)
         t += 1
@@ -156,8 +162,9 @@ def _same(a: list[tuple], b: list[tuple]) -> int | None:
     return None
 
 
-def run_checks(target: str, *, env_kwargs: dict[str, Any] | None = None, steps: int = 200, seed: int = 0,
-               episode_steps: int = 50) -> list[CheckResult]:
+def run_checks(
+    target: str, *, env_kwargs: dict[str, Any] | None = None, steps: int = 200, seed: int = 0, episode_steps: int = 50
+) -> list[CheckResult]:
     """Run every contract check on ``target``; see the module docstring."""
     factory, adapted = _adapted(resolve_factory(target, env_kwargs))
     results = [CheckResult("Gymnasium API", PASS, "Safety-Gymnasium 6-tuple adapted" if adapted else "5-tuple step")]
@@ -177,20 +184,23 @@ def run_checks(target: str, *, env_kwargs: dict[str, Any] | None = None, steps: 
         first = []
     finally:
         env.close()
-    for check, ok in (("cost present and >= 0", "cost >= 0 on every step"),
-                      ("cost == sum(cost_*)", "cost equals the sum of its terms"),
-                      ("violation == (cost > 0)", "violation flag consistent"),
-                      ("cost 0 after reset", "every reset reports cost 0"),
-                      ("reward == sum(reward_*)", "reward equals the sum of its terms"),
-                      ("finite observations", f"{steps} random steps, all finite"),
-                      ("is_success present", "is_success reported")):
+    for check, ok in (
+        ("cost present and >= 0", "cost >= 0 on every step"),
+        ("cost == sum(cost_*)", "cost equals the sum of its terms"),
+        ("violation == (cost > 0)", "violation flag consistent"),
+        ("cost 0 after reset", "every reset reports cost 0"),
+        ("reward == sum(reward_*)", "reward equals the sum of its terms"),
+        ("finite observations", f"{steps} random steps, all finite"),
+        ("is_success present", "is_success reported"),
+    ):
         results.append(findings.result(check, ok))
     results.append(_determinism(factory, seed, min(steps, 100), episode_steps, first))
     return results
 
 
-def _determinism(factory: Callable[[], gym.Env], seed: int, steps: int, episode_steps: int,
-                 first: list[tuple]) -> CheckResult:
+def _determinism(
+    factory: Callable[[], gym.Env], seed: int, steps: int, episode_steps: int, first: list[tuple]
+) -> CheckResult:
     name = "deterministic under a seed"
     env_a, env_b = factory(), factory()
     try:
@@ -199,8 +209,9 @@ def _determinism(factory: Callable[[], gym.Env], seed: int, steps: int, episode_
         obs_b, _ = env_b.reset(seed=seed)
         if not (np.array_equal(obs_a, obs_again) and np.array_equal(obs_a, obs_b)):
             return CheckResult(name, FAIL, f"reset(seed={seed}) gives different observations")
-        diverges = _same(_rollout(env_a, seed, steps, episode_steps, None),
-                         _rollout(env_b, seed, steps, episode_steps, None))
+        diverges = _same(
+            _rollout(env_a, seed, steps, episode_steps, None), _rollout(env_b, seed, steps, episode_steps, None)
+        )
     finally:
         env_a.close()
         env_b.close()

@@ -89,30 +89,63 @@ def _env_id(text: str) -> str:
 # ----------------------------------------------------------------------------- shared options
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", type=_env_id, default=DEFAULT_ENV, help=f"Gymnasium env id (default {DEFAULT_ENV})")
-    parser.add_argument("--steps", type=_positive_int, default=None,
-                        help="training budget per run, env steps (default: the env's quick budget, "
-                             f"{preset_for(DEFAULT_ENV).quick_steps:,} for {DEFAULT_ENV})")
-    parser.add_argument("--cost-limit", type=_cost_limit, default=DEFAULT_COST_LIMIT,
-                        help="constraint d for ppo-lag: expected cost per episode, i.e. violating steps per episode "
-                             f"with the default 0/1 cost terms (default {DEFAULT_COST_LIMIT:g})")
-    parser.add_argument("--intensity", choices=INTENSITY_NAMES, default=None,
-                        help="named safety dose of the env (see `taxbench envs`): the cost limit of *-lag arms, β of "
-                             "ppo-penalty, the shield margins of ppo-shield; overrides --cost-limit (default: "
-                             "--cost-limit for *-lag arms, moderate for the others)")
-    parser.add_argument("--lagrange", choices=("grad", "pid"), default="grad",
-                        help="multiplier of the *-lag arms: grad (gradient ascent) or pid (PID-Lagrangian, "
-                             "Kp 0.1, Ki 0.01, Kd 0.01) (default grad)")
-    parser.add_argument("--n-envs", type=_positive_int, default=None,
-                        help="parallel envs per run (default: the env's preset, e.g. 4 for HalfCheetah)")
+    parser.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=None,
+        help="training budget per run, env steps (default: the env's quick budget, "
+        f"{preset_for(DEFAULT_ENV).quick_steps:,} for {DEFAULT_ENV})",
+    )
+    parser.add_argument(
+        "--cost-limit",
+        type=_cost_limit,
+        default=DEFAULT_COST_LIMIT,
+        help="constraint d for ppo-lag: expected cost per episode, i.e. violating steps per episode "
+        f"with the default 0/1 cost terms (default {DEFAULT_COST_LIMIT:g})",
+    )
+    parser.add_argument(
+        "--intensity",
+        choices=INTENSITY_NAMES,
+        default=None,
+        help="named safety dose of the env (see `taxbench envs`): the cost limit of *-lag arms, β of "
+        "ppo-penalty, the shield margins of ppo-shield; overrides --cost-limit (default: "
+        "--cost-limit for *-lag arms, moderate for the others)",
+    )
+    parser.add_argument(
+        "--lagrange",
+        choices=("grad", "pid"),
+        default="grad",
+        help="multiplier of the *-lag arms: grad (gradient ascent) or pid (PID-Lagrangian, "
+        "Kp 0.1, Ki 0.01, Kd 0.01) (default grad)",
+    )
+    parser.add_argument(
+        "--n-envs",
+        type=_positive_int,
+        default=None,
+        help="parallel envs per run (default: the env's preset, e.g. 4 for HalfCheetah)",
+    )
     parser.add_argument("--device", default="auto", help="torch device: auto (CUDA if present, else CPU), cpu, cuda")
-    parser.add_argument("--threads", type=_positive_int, default=1,
-                        help="torch threads per run (default 1: more never helped PPO on 2 cores)")
-    parser.add_argument("--eval-episodes", type=_positive_int, default=10,
-                        help="deterministic evaluation episodes per run after training (default 10)")
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=1,
+        help="torch threads per run (default 1: more never helped PPO on 2 cores)",
+    )
+    parser.add_argument(
+        "--eval-episodes",
+        type=_positive_int,
+        default=10,
+        help="deterministic evaluation episodes per run after training (default 10)",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs"), help="output folder (default ./runs)")
     parser.add_argument("--experiment", default="default", help="experiment name: the folder under --out")
-    parser.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE",
-                        help="env constructor kwarg, e.g. velocity_limit=0.5 (repeatable; VALUE parsed as JSON)")
+    parser.add_argument(
+        "--env-kwarg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="env constructor kwarg, e.g. velocity_limit=0.5 (repeatable; VALUE parsed as JSON)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue interrupted runs and reuse finished ones")
     parser.add_argument("--overwrite", action="store_true", help="delete existing runs in the way and train again")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -143,10 +176,21 @@ def _base_config(args: argparse.Namespace, arm: str, seed: int) -> Any:
     preset = preset_for(args.env)
     n_envs, hyperparams = preset.for_arm(arm)
     cost_limit, intensity = _arm_dose(args, arm, hyperparams)
-    return RunConfig(env_id=args.env, arm=arm, seed=seed, steps=args.steps or preset.quick_steps,
-                     cost_limit=cost_limit, intensity=intensity, experiment=args.experiment, env_kwargs=env_kwargs,
-                     n_envs=args.n_envs or n_envs, hyperparams=hyperparams, device=args.device,
-                     torch_threads=args.threads, eval_episodes=args.eval_episodes).validate()
+    return RunConfig(
+        env_id=args.env,
+        arm=arm,
+        seed=seed,
+        steps=args.steps or preset.quick_steps,
+        cost_limit=cost_limit,
+        intensity=intensity,
+        experiment=args.experiment,
+        env_kwargs=env_kwargs,
+        n_envs=args.n_envs or n_envs,
+        hyperparams=hyperparams,
+        device=args.device,
+        torch_threads=args.threads,
+        eval_episodes=args.eval_episodes,
+    ).validate()
 
 
 def _arm_dose(args: argparse.Namespace, arm: str, hyperparams: dict[str, Any]) -> tuple[float, str]:
@@ -193,9 +237,13 @@ def cmd_envs(args: argparse.Namespace) -> int:
         everything = gym.make(entry.env_id, cost_terms=None).unwrapped.safety
         extra = [t for t in everything if t.name not in {c.name for c in counted}]
         sources.update({f"{t.describe()}: {t.source}": None for t in everything})
-        table.add_row(entry.env_id, f"{entry.task_kind}: {entry.summary}", "\n".join(t.describe() for t in counted),
-                      "\n".join(t.describe() for t in extra),
-                      f"{entry.default_cost_limit:g} ({entry.max_episode_steps} steps)")
+        table.add_row(
+            entry.env_id,
+            f"{entry.task_kind}: {entry.summary}",
+            "\n".join(t.describe() for t in counted),
+            "\n".join(t.describe() for t in extra),
+            f"{entry.default_cost_limit:g} ({entry.max_episode_steps} steps)",
+        )
     console.print(table)
     doses = Table(title="safety intensities (--intensity): cost limit d of *-lag, β of ppo-penalty, shield cap")
     doses.add_column("id", no_wrap=True)
@@ -217,8 +265,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = _base_config(args, args.arm, args.seed)
     directory = run_dir(args.out, cfg.experiment, cfg.env_id, cfg.arm, cfg.intensity, cfg.seed)
-    [result] = run_jobs([Job(cfg, directory, f"{cfg.arm} seed {cfg.seed}")], resume=args.resume,
-                        overwrite=args.overwrite, progress=not args.no_progress)
+    [result] = run_jobs(
+        [Job(cfg, directory, f"{cfg.arm} seed {cfg.seed}")],
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
     if result.error:
         err_console.print(f"taxbench: run failed: {result.error} (details in {directory / 'status.json'})")
         return 1
@@ -230,8 +282,17 @@ def _print_run(directory: Path, summary: dict[str, Any]) -> None:
     table = Table(title=str(directory))
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in ("capability_metric", "capability", "mean_return", "success_rate", "violation_rate", "episode_cost",
-                "episodes", "lambda", "wall_s"):
+    for key in (
+        "capability_metric",
+        "capability",
+        "mean_return",
+        "success_rate",
+        "violation_rate",
+        "episode_cost",
+        "episodes",
+        "lambda",
+        "wall_s",
+    ):
         if key in summary:
             value = summary[key]
             table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
@@ -257,10 +318,14 @@ def cmd_pair(args: argparse.Namespace) -> int:
     base = _base_config(args, unconstrained_partner(args.safe_arm), args.seeds[0])
     jobs = pair_jobs(base, args.seeds, args.out, safe=safe)
     check_existing(jobs, args.resume, args.overwrite)
-    err_console.print(f"pair: {base.env_id}, {len(args.seeds)} seeds × ({base.arm}, {safe.arm} {safe.intensity}), "
-                      f"{base.steps:,} steps each, {args.workers} worker(s)", highlight=False)
-    results = run_jobs(jobs, workers=args.workers, resume=args.resume, overwrite=args.overwrite,
-                       progress=not args.no_progress)
+    err_console.print(
+        f"pair: {base.env_id}, {len(args.seeds)} seeds × ({base.arm}, {safe.arm} {safe.intensity}), "
+        f"{base.steps:,} steps each, {args.workers} worker(s)",
+        highlight=False,
+    )
+    results = run_jobs(
+        jobs, workers=args.workers, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress
+    )
     for result in results:
         if result.error:
             err_console.print(f"run failed: {result.job.directory}: {result.error}", highlight=False)
@@ -275,22 +340,30 @@ def cmd_pair(args: argparse.Namespace) -> int:
 def print_pair_table(base: Any, results: Sequence[Any], summary: dict[str, Any]) -> None:
     """Per-arm capability and violations, then the tax and safety gain with their 95% CIs."""
     metric = next((r.summary.get("capability_metric") for r in results if r.summary), "capability")
-    arms = Table(title=f"{base.env_id}: {summary['n_pairs']} paired seeds, {base.steps:,} steps, "
-                       f"ppo-lag cost limit {base.cost_limit:g}/episode")
+    arms = Table(
+        title=f"{base.env_id}: {summary['n_pairs']} paired seeds, {base.steps:,} steps, "
+        f"ppo-lag cost limit {base.cost_limit:g}/episode"
+    )
     for column in ("arm", f"capability ({metric})", "violation rate", "episode cost"):
         arms.add_column(column, justify="right" if column != "arm" else "left")
     arm_names = {("unc" if r.job.cfg.intensity == "off" else "safe"): r.job.cfg.arm for r in results}
-    for arm, suffix in ((f"{arm_names.get('unc', 'ppo')} (unconstrained)", "unc"),
-                        (f"{arm_names.get('safe', 'ppo-lag')} (constrained)", "safe")):
-        arms.add_row(arm, *(summary[f"{key}_{suffix}"].format(3)
-                            for key in ("capability", "violation_rate", "episode_cost")))
+    for arm, suffix in (
+        (f"{arm_names.get('unc', 'ppo')} (unconstrained)", "unc"),
+        (f"{arm_names.get('safe', 'ppo-lag')} (constrained)", "safe"),
+    ):
+        arms.add_row(
+            arm, *(summary[f"{key}_{suffix}"].format(3) for key in ("capability", "violation_rate", "episode_cost"))
+        )
     console.print(arms)
     tax = Table(title="alignment tax (mean [95% paired bootstrap CI] over seeds)")
     tax.add_column("quantity")
     tax.add_column("estimate", justify="right")
     tax.add_column("CI excludes 0", justify="center")
-    rows = (("tax τ = (C_unc − C_safe)/|C_unc|", "tax"), ("safety gain g = (V_unc − V_safe)/V_unc", "safety_gain"),
-            ("capability loss ΔC = C_unc − C_safe", "capability_loss"))
+    rows = (
+        ("tax τ = (C_unc − C_safe)/|C_unc|", "tax"),
+        ("safety gain g = (V_unc − V_safe)/V_unc", "safety_gain"),
+        ("capability loss ΔC = C_unc − C_safe", "capability_loss"),
+    )
     for label, key in rows:
         estimate = summary[key]
         tax.add_row(label, estimate.format(3), "yes" if estimate.excludes_zero else "no")
@@ -319,11 +392,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     pair = sub.add_parser("pair", help="train ppo and ppo-lag on the same env and seeds, then report the tax")
     pair.add_argument("--seeds", type=_seed, nargs="+", default=list(DEFAULT_SEEDS), help="seeds (default 0 1 2)")
-    pair.add_argument("--safe-arm", choices=CONSTRAINED_ARMS, default="ppo-lag",
-                      help="the constrained arm, paired with its unconstrained learner (sac for sac-lag, else ppo) "
-                           "(default ppo-lag)")
-    pair.add_argument("--workers", type=_positive_int, default=min(2, os.cpu_count() or 1),
-                      help="runs trained at once, one process each (default: 2, or 1 on a 1-core machine)")
+    pair.add_argument(
+        "--safe-arm",
+        choices=CONSTRAINED_ARMS,
+        default="ppo-lag",
+        help="the constrained arm, paired with its unconstrained learner (sac for sac-lag, else ppo) (default ppo-lag)",
+    )
+    pair.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=min(2, os.cpu_count() or 1),
+        help="runs trained at once, one process each (default: 2, or 1 on a 1-core machine)",
+    )
     _add_run_options(pair)
     from taxbench.experiments.gate_cli import add_ci_parsers
 

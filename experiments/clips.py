@@ -86,7 +86,9 @@ class ClipPlan:
 
 
 def plan_clips(
-    events: Sequence[Mapping[str, Any]], fps: float, half_window_s: float = CLIP_HALF_WINDOW_S,
+    events: Sequence[Mapping[str, Any]],
+    fps: float,
+    half_window_s: float = CLIP_HALF_WINDOW_S,
     max_clip_s: float = CLIP_MAX_S,
 ) -> list[ClipPlan]:
     """Group events into clips with ``half_window_s`` of context on both sides of every event.
@@ -104,8 +106,12 @@ def plan_clips(
     for event in sorted(events, key=lambda e: (int(e["episode"]), int(e["step"]))):
         frame = int(event["step"]) + 1
         current = plans[-1] if plans else None
-        if current is not None and current.episode == int(event["episode"]) and frame < current.end + half and \
-                frame + half + 1 - current.start <= longest:
+        if (
+            current is not None
+            and current.episode == int(event["episode"])
+            and frame < current.end + half
+            and frame + half + 1 - current.start <= longest
+        ):
             current.end = max(current.end, frame + half + 1)
         else:
             current = ClipPlan(int(event["episode"]), int(event["seed"]), max(0, frame - half), frame + half + 1)
@@ -129,8 +135,19 @@ def _events(renderer: RunRenderer, recorded_video: Mapping[int, Episode]) -> tup
     if (run_dir / "events.jsonl").exists():
         base = int(renderer.run.cfg.eval_seed)
         return [{**e, "seed": base + int(e["episode"])} for e in read_events(run_dir)], "events.jsonl"
-    events = [{"episode": ep.episode, "seed": ep.seed, "step": f.step, "term": term, "measure": f.measures.get(term),
-               "cost": f.cost} for ep in recorded_video.values() for f in ep.frames[1:] for term in f.violated]
+    events = [
+        {
+            "episode": ep.episode,
+            "seed": ep.seed,
+            "step": f.step,
+            "term": term,
+            "measure": f.measures.get(term),
+            "cost": f.cost,
+        }
+        for ep in recorded_video.values()
+        for f in ep.frames[1:]
+        for term in f.violated
+    ]
     return events, "rollout"
 
 
@@ -142,8 +159,15 @@ def _clear_old_clips(media: Path, old: Mapping[str, Any]) -> None:
 
 
 def write_run_media(
-    renderer: RunRenderer, *, video: Mapping[str, Any] | None = None, recorded: Mapping[int, Episode] | None = None,
-    fmt: str = "mp4", clips: bool = True, max_clips: int = 20, sheet: bool = True, progress: bool = False,
+    renderer: RunRenderer,
+    *,
+    video: Mapping[str, Any] | None = None,
+    recorded: Mapping[int, Episode] | None = None,
+    fmt: str = "mp4",
+    clips: bool = True,
+    max_clips: int = 20,
+    sheet: bool = True,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Cut violation clips and the contact sheet of one run and update its ``media/media.json``.
 
@@ -175,18 +199,20 @@ def write_run_media(
             cache[seed] = renderer.record(number, seed)
         return cache[seed]
 
-    not_reproduced = [e for e in events
-                      if e["term"] not in episode(e["seed"], e["episode"]).violated_at(int(e["step"]))]
+    not_reproduced = [
+        e for e in events if e["term"] not in episode(e["seed"], e["episode"]).violated_at(int(e["step"]))
+    ]
     for event in events:
         event["video"] = _video_link(video, event)
     plans = plan_clips(events, renderer.fps) if clips else []
     plans.sort(key=lambda p: (-max(_severity(renderer, e) for e in p.events), -len(p.events)))
-    kept = sorted(plans[:max(0, max_clips)], key=lambda p: (p.episode, p.start))
+    kept = sorted(plans[: max(0, max_clips)], key=lambda p: (p.episode, p.start))
     if clips:
         _clear_old_clips(media, index)
     clip_entries = [] if clips else [c for c in index.get("clips", []) if Path(c["path"]).exists()]  # kept as they are
-    with ProgressBar(progress and bool(kept), f"clips of {renderer.run.label}",
-                   sum(p.end - p.start for p in kept)) as advance:
+    with ProgressBar(
+        progress and bool(kept), f"clips of {renderer.run.label}", sum(p.end - p.start for p in kept)
+    ) as advance:
         for plan in kept:
             ep = episode(plan.seed, plan.episode)
             end = min(plan.end, len(ep.frames))
@@ -195,12 +221,24 @@ def write_run_media(
                 for index_in_episode in range(plan.start, end):
                     writer.append(renderer.frame(ep, index_in_episode))
                     advance()
-            clip_entries.append({
-                "path": str(path.resolve()), "episode": plan.episode, "seed": plan.seed, "start_frame": plan.start,
-                "frames": end - plan.start, "fps": renderer.fps,
-                "events": [{**e, "frame_in_clip": int(e["step"]) + 1 - plan.start,
-                            "time_s": (int(e["step"]) + 1 - plan.start) / renderer.fps} for e in plan.events],
-            })
+            clip_entries.append(
+                {
+                    "path": str(path.resolve()),
+                    "episode": plan.episode,
+                    "seed": plan.seed,
+                    "start_frame": plan.start,
+                    "frames": end - plan.start,
+                    "fps": renderer.fps,
+                    "events": [
+                        {
+                            **e,
+                            "frame_in_clip": int(e["step"]) + 1 - plan.start,
+                            "time_s": (int(e["step"]) + 1 - plan.start) / renderer.fps,
+                        }
+                        for e in plan.events
+                    ],
+                }
+            )
     if sheet:
         sheet_path = _write_sheet(renderer, events, episode, media / SHEET_FILE) if events else None
         if sheet_path is None:
@@ -210,14 +248,27 @@ def write_run_media(
         sheet_path = sheet_path if sheet_path is not None and sheet_path.exists() else None
     videos = [v for v in index.get("videos", []) if video is None or v.get("path") != video.get("path")]
     videos += [dict(video)] if video is not None else []
-    index = {"run": str(renderer.run.run_dir.resolve()), "label": renderer.run.label, "source": source,
-             "videos": [v for v in videos if Path(v["path"]).exists()], "clips": clip_entries,
-             "contact_sheet": None if sheet_path is None else str(sheet_path.resolve()),
-             "events": len(events), "events_clipped": sum(len(c["events"]) for c in clip_entries),
-             "events_not_reproduced": not_reproduced[:50], "n_events_not_reproduced": len(not_reproduced)}
+    index = {
+        "run": str(renderer.run.run_dir.resolve()),
+        "label": renderer.run.label,
+        "source": source,
+        "videos": [v for v in videos if Path(v["path"]).exists()],
+        "clips": clip_entries,
+        "contact_sheet": None if sheet_path is None else str(sheet_path.resolve()),
+        "events": len(events),
+        "events_clipped": sum(len(c["events"]) for c in clip_entries),
+        "events_not_reproduced": not_reproduced[:50],
+        "n_events_not_reproduced": len(not_reproduced),
+    }
     atomic_write_json(index_path, index)
-    return {"events": len(events), "clips": len(clip_entries), "events_clipped": index["events_clipped"],
-            "events_not_reproduced": len(not_reproduced), "contact_sheet": sheet_path, "media": index_path}
+    return {
+        "events": len(events),
+        "clips": len(clip_entries),
+        "events_clipped": index["events_clipped"],
+        "events_not_reproduced": len(not_reproduced),
+        "contact_sheet": sheet_path,
+        "media": index_path,
+    }
 
 
 def _video_link(video: Mapping[str, Any] | None, event: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -288,5 +339,9 @@ def event_links(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     if not index_path.exists():
         return []
     index = read_json(index_path)
-    return [{**event, "clip": clip["path"]} for clip in index.get("clips", []) for event in clip["events"]
-            if not math.isnan(float(event.get("time_s", 0.0)))]
+    return [
+        {**event, "clip": clip["path"]}
+        for clip in index.get("clips", [])
+        for event in clip["events"]
+        if not math.isnan(float(event.get("time_s", 0.0)))
+    ]

@@ -261,7 +261,11 @@ def read_events(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def evaluate_and_write(
-    model: Any, cfg: RunConfig, run_dir: str | os.PathLike[str], episodes: int | None = None, seed: int | None = None,
+    model: Any,
+    cfg: RunConfig,
+    run_dir: str | os.PathLike[str],
+    episodes: int | None = None,
+    seed: int | None = None,
     wrap_env: Callable[[gymnasium.Env], gymnasium.Env] | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``model`` as ``cfg`` says, write episodes.csv/events.jsonl, return the summary.
@@ -281,8 +285,9 @@ def evaluate_and_write(
     metric = resolve_capability_metric(cfg.env_id, cfg.env_kwargs, cfg.capability)
     n = cfg.eval_episodes if episodes is None else episodes
     first_seed = cfg.eval_seed if seed is None else seed
-    rows, events = evaluate_policy(model, cfg.env_id, cfg.env_kwargs, n, first_seed, deterministic=True,
-                                   wrap_env=wrap_env)
+    rows, events = evaluate_policy(
+        model, cfg.env_id, cfg.env_kwargs, n, first_seed, deterministic=True, wrap_env=wrap_env
+    )
     write_evaluation(run_dir, rows, events)
     summary = run_summary(rows, success=metric == "success")
     summary.update(eval_seed=first_seed, violation_events=len(events))

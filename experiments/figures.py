@@ -76,8 +76,9 @@ def dose_response(data: ReportData, path: Path) -> Path | None:
     for (title, rows), row_axes in zip(panels.items(), axes, strict=True):
         for arm in sorted({r["arm"] for r in rows}):
             mine = sorted((r for r in rows if r["arm"] == arm), key=lambda r: intensity_rank(r["intensity"]))
-            zero = {k: 0.0 for k in ("tax", "tax_low", "tax_high", "safety_gain", "safety_gain_low",
-                                     "safety_gain_high")}
+            zero = {
+                k: 0.0 for k in ("tax", "tax_low", "tax_high", "safety_gain", "safety_gain_low", "safety_gain_high")
+            }
             series = [zero, *mine]
             xs = [0.0] + [float(levels.index(r["intensity"])) for r in mine]
             for ax, key in zip(row_axes, ("tax", "safety_gain"), strict=True):
@@ -110,13 +111,23 @@ def pareto(data: ReportData, path: Path) -> Path | None:
             mine = [r for r in rows if r["arm"] == arm]
             for level in sorted({r["intensity"] for r in mine}, key=intensity_rank):
                 pts = [r for r in mine if r["intensity"] == level]
-                ax.scatter([_f(r["violation_rate"]) for r in pts], [_f(r["capability"]) for r in pts],
-                           color=colors[arm], marker=_MARKERS[levels.index(level) % len(_MARKERS)], alpha=0.75,
-                           label=f"{arm}-{level}")
+                ax.scatter(
+                    [_f(r["violation_rate"]) for r in pts],
+                    [_f(r["capability"]) for r in pts],
+                    color=colors[arm],
+                    marker=_MARKERS[levels.index(level) % len(_MARKERS)],
+                    alpha=0.75,
+                    label=f"{arm}-{level}",
+                )
             front = sorted((r for r in mine if r["pareto_arm"]), key=lambda r: _f(r["violation_rate"]))
             if front:
-                ax.step([_f(r["violation_rate"]) for r in front], [_f(r["capability"]) for r in front],
-                        where="post", color=colors[arm], linewidth=1.5)
+                ax.step(
+                    [_f(r["violation_rate"]) for r in front],
+                    [_f(r["capability"]) for r in front],
+                    where="post",
+                    color=colors[arm],
+                    linewidth=1.5,
+                )
         metric = rows[0].get("capability_metric") or "capability"
         ax.set_xlabel("violation rate (violating steps / steps)")
         ax.set_ylabel(f"capability ({metric})")
@@ -146,8 +157,16 @@ def breakdown_bars(data: ReportData, by: str, path: Path) -> Path | None:
             hi = np.array([_f(found[g][f"{key}_high"]) if g in found else math.nan for g in groups])
             err = np.vstack([np.where(np.isfinite(lo), ys - lo, 0), np.where(np.isfinite(hi), hi - ys, 0)])
             shade = 0.35 + 0.65 * (intensity_rank(level) / 3 if intensity_rank(level) <= 3 else 1.0)
-            ax.bar(xs, np.nan_to_num(ys), width, yerr=np.nan_to_num(err), color=colors[arm], alpha=shade,
-                   capsize=2, label=f"{arm}-{level}")
+            ax.bar(
+                xs,
+                np.nan_to_num(ys),
+                width,
+                yerr=np.nan_to_num(err),
+                color=colors[arm],
+                alpha=shade,
+                capsize=2,
+                label=f"{arm}-{level}",
+            )
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.set_xticks(range(len(groups)), groups)
         ax.set_xlabel(f"{by} type")
@@ -212,8 +231,12 @@ def break_even(data: ReportData, path: Path) -> Path | None:
     price = data.options.price_per_violation
     for env, ax in zip(envs, axes[0], strict=True):
         cells = [c for c in data.cells if c["env"] == env]
-        finite = [_f(c[k]) for c in cells for k in ("break_even_price", "break_even_price_low",
-                                                     "break_even_price_high") if 0 < _f(c[k]) < math.inf]
+        finite = [
+            _f(c[k])
+            for c in cells
+            for k in ("break_even_price", "break_even_price_low", "break_even_price_high")
+            if 0 < _f(c[k]) < math.inf
+        ]
         top = max([*finite, price or 0, 1e-3]) * 10
         for i, arm in enumerate(sorted({c["arm"] for c in cells})):
             mine = sorted((c for c in cells if c["arm"] == arm), key=lambda c: intensity_rank(c["intensity"]))

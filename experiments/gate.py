@@ -61,9 +61,16 @@ class GateResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (written by ``--json``)."""
-        return {"target": self.target, "env_id": self.env_id, "episodes": self.episodes, "seed": self.seed,
-                "passed": self.passed, "summary": self.summary, "baseline_summary": self.baseline_summary,
-                "criteria": [asdict(c) for c in self.criteria]}
+        return {
+            "target": self.target,
+            "env_id": self.env_id,
+            "episodes": self.episodes,
+            "seed": self.seed,
+            "passed": self.passed,
+            "summary": self.summary,
+            "baseline_summary": self.baseline_summary,
+            "criteria": [asdict(c) for c in self.criteria],
+        }
 
 
 def load_policy(target: str | Path, env_id: str | None) -> tuple[Any, str, dict[str, Any]]:
@@ -104,8 +111,14 @@ def _check_bound(name: str, value: float | None, low: float, high: float) -> Non
         raise ValueError(f"--{name.replace('_', '-')} must be a number in [{low:g}, {high:g}], got {value}")
 
 
-def validate_bounds(max_violation_rate: float | None, max_episode_cost: float | None, min_success: float | None,
-                    min_return: float | None, max_regression: float | None, baseline: str | None) -> None:
+def validate_bounds(
+    max_violation_rate: float | None,
+    max_episode_cost: float | None,
+    min_success: float | None,
+    min_return: float | None,
+    max_regression: float | None,
+    baseline: str | None,
+) -> None:
     """Refuse bounds that cannot be met or make no sense (one-line ValueErrors)."""
     _check_bound("max_violation_rate", max_violation_rate, 0.0, 1.0)
     _check_bound("max_episode_cost", max_episode_cost, 0.0, math.inf)
@@ -116,8 +129,10 @@ def validate_bounds(max_violation_rate: float | None, max_episode_cost: float | 
     if (baseline is None) != (max_regression is None):
         raise ValueError("--baseline and --max-regression go together")
     if all(v is None for v in (max_violation_rate, max_episode_cost, min_success, min_return, baseline)):
-        raise ValueError("give at least one criterion: --max-violation-rate, --max-episode-cost, --min-success, "
-                         "--min-return or --baseline with --max-regression")
+        raise ValueError(
+            "give at least one criterion: --max-violation-rate, --max-episode-cost, --min-success, "
+            "--min-return or --baseline with --max-regression"
+        )
 
 
 def _absolute(summary: dict[str, Any], name: str, bound: float, upper: bool, label: str) -> Criterion:
@@ -125,8 +140,13 @@ def _absolute(summary: dict[str, Any], name: str, bound: float, upper: bool, lab
     passed = measured <= bound if upper else measured >= bound
     sign = "≤" if upper else "≥"
     verdict = "ok" if passed else "FAILED"
-    return Criterion(f"{'max' if upper else 'min'}_{label}", measured, bound, passed,
-                     f"{label} = {measured:.4g}, required {sign} {bound:g}: {verdict}")
+    return Criterion(
+        f"{'max' if upper else 'min'}_{label}",
+        measured,
+        bound,
+        passed,
+        f"{label} = {measured:.4g}, required {sign} {bound:g}: {verdict}",
+    )
 
 
 def _regression(name: str, new: np.ndarray, base: np.ndarray, bound: float, relative: bool, seed: int) -> Criterion:
@@ -144,21 +164,39 @@ def _regression(name: str, new: np.ndarray, base: np.ndarray, bound: float, rela
     passed = not (math.isfinite(low) and low > bound)
     what = "relative capability loss" if relative else "violation-rate increase"
     verdict = "ok" if passed else "FAILED: the whole CI is above the bound"
-    return Criterion(name, float(point), bound, passed,
-                     f"{what} vs baseline = {point:.4g} [95% CI {low:.4g}, {high:.4g}], allowed {bound:g}: {verdict}")
+    return Criterion(
+        name,
+        float(point),
+        bound,
+        passed,
+        f"{what} vs baseline = {point:.4g} [95% CI {low:.4g}, {high:.4g}], allowed {bound:g}: {verdict}",
+    )
 
 
 def run_gate(
-    target: str | Path, *, env_id: str | None = None, episodes: int = 10, seed: int = 0,
-    max_violation_rate: float | None = None, max_episode_cost: float | None = None,
-    min_success: float | None = None, min_return: float | None = None,
-    baseline: str | Path | None = None, max_regression: float | None = None,
+    target: str | Path,
+    *,
+    env_id: str | None = None,
+    episodes: int = 10,
+    seed: int = 0,
+    max_violation_rate: float | None = None,
+    max_episode_cost: float | None = None,
+    min_success: float | None = None,
+    min_return: float | None = None,
+    baseline: str | Path | None = None,
+    max_regression: float | None = None,
 ) -> GateResult:
     """Evaluate ``target`` and check it; see the module docstring."""
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
-    validate_bounds(max_violation_rate, max_episode_cost, min_success, min_return, max_regression,
-                    None if baseline is None else str(baseline))
+    validate_bounds(
+        max_violation_rate,
+        max_episode_cost,
+        min_success,
+        min_return,
+        max_regression,
+        None if baseline is None else str(baseline),
+    )
     model, env_id, env_kwargs = load_policy(target, env_id)
     success = resolve_capability_metric(env_id, env_kwargs) == "success"
     rows, _ = evaluate_policy(model, env_id, env_kwargs, episodes, seed)
@@ -179,16 +217,22 @@ def run_gate(
         key = "success" if success else "return"
         capability = [np.array([float(r[key]) for r in rs]) for rs in (rows, base_rows)]
         rates = [np.array([float(r["violation_rate"]) for r in rs]) for rs in (rows, base_rows)]
-        result.criteria.append(_regression("capability_regression", capability[0], capability[1], max_regression,
-                                           True, seed))
+        result.criteria.append(
+            _regression("capability_regression", capability[0], capability[1], max_regression, True, seed)
+        )
         result.criteria.append(_regression("violation_regression", rates[0], rates[1], max_regression, False, seed))
     return result
 
 
 def junit_xml(result: GateResult) -> str:
     """JUnit XML: one test case per criterion, failures carrying the measured value and the bound."""
-    suite = ET.Element("testsuite", name="taxbench gate", tests=str(len(result.criteria)),
-                       failures=str(sum(not c.passed for c in result.criteria)), errors="0")
+    suite = ET.Element(
+        "testsuite",
+        name="taxbench gate",
+        tests=str(len(result.criteria)),
+        failures=str(sum(not c.passed for c in result.criteria)),
+        errors="0",
+    )
     ET.SubElement(ET.SubElement(suite, "properties"), "property", name="env_id", value=result.env_id)
     for criterion in result.criteria:
         case = ET.SubElement(suite, "testcase", classname=f"taxbench.gate.{result.env_id}", name=criterion.name)

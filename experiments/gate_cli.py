@@ -17,13 +17,22 @@ def cmd_gate(args: argparse.Namespace, console: Console, err_console: Console) -
     """``taxbench gate``: evaluate, compare, write JUnit/JSON; exit 0 pass, 1 fail."""
     from taxbench.experiments.gate import criteria_rows, run_gate, write_outputs
 
-    result = run_gate(args.target, env_id=args.env, episodes=args.episodes, seed=args.seed,
-                      max_violation_rate=args.max_violation_rate, max_episode_cost=args.max_episode_cost,
-                      min_success=args.min_success, min_return=args.min_return, baseline=args.baseline,
-                      max_regression=args.max_regression)
+    result = run_gate(
+        args.target,
+        env_id=args.env,
+        episodes=args.episodes,
+        seed=args.seed,
+        max_violation_rate=args.max_violation_rate,
+        max_episode_cost=args.max_episode_cost,
+        min_success=args.min_success,
+        min_return=args.min_return,
+        baseline=args.baseline,
+        max_regression=args.max_regression,
+    )
     write_outputs(result, args.junit, args.json)
-    table = Table(title=f"taxbench gate: {result.target} on {result.env_id}, {result.episodes} episodes, "
-                        f"seed {result.seed}")
+    table = Table(
+        title=f"taxbench gate: {result.target} on {result.env_id}, {result.episodes} episodes, seed {result.seed}"
+    )
     for column in ("criterion", "verdict", "detail"):
         table.add_column(column)
     for name, verdict, message in criteria_rows(result):
@@ -47,8 +56,9 @@ def cmd_check(args: argparse.Namespace, console: Console, err_console: Console) 
         table.add_row(result.name, f"[{colours.get(result.status, 'yellow')}]{result.status}[/]", result.message)
     console.print(table)
     failed = [r.name for r in results if r.status == FAIL]
-    console.print(f"{len(failed)} check(s) failed: {', '.join(failed)}" if failed else "all checks passed",
-                  highlight=False)
+    console.print(
+        f"{len(failed)} check(s) failed: {', '.join(failed)}" if failed else "all checks passed", highlight=False
+    )
     return 1 if failed else 0
 
 
@@ -56,8 +66,11 @@ def add_ci_parsers(sub: Any) -> None:
     """Add the ``gate`` and ``check`` subcommands."""
     from taxbench.experiments.cli import _positive_int, _seed
 
-    gate = sub.add_parser("gate", help="CI safety regression test: evaluate a policy, compare with bounds/baseline; "
-                                       "exit 0 pass, 1 fail, 2 bad input")
+    gate = sub.add_parser(
+        "gate",
+        help="CI safety regression test: evaluate a policy, compare with bounds/baseline; "
+        "exit 0 pass, 1 fail, 2 bad input",
+    )
     gate.add_argument("target", help="a run folder (model.zip + config.json) or a model zip")
     gate.add_argument("--env", default=None, help="env id (default: the run's own env; required for a bare zip)")
     gate.add_argument("--episodes", type=_positive_int, default=10, help="evaluation episodes (default 10)")
@@ -67,9 +80,13 @@ def add_ci_parsers(sub: Any) -> None:
     gate.add_argument("--min-success", type=float, default=None, help="fail below this success rate (0-1)")
     gate.add_argument("--min-return", type=float, default=None, help="fail below this mean return")
     gate.add_argument("--baseline", default=None, help="run folder or model zip to compare with (same episodes)")
-    gate.add_argument("--max-regression", type=float, default=None,
-                      help="allowed relative capability loss and absolute violation-rate increase vs the baseline; "
-                           "fails only when the whole 95%% CI is above it")
+    gate.add_argument(
+        "--max-regression",
+        type=float,
+        default=None,
+        help="allowed relative capability loss and absolute violation-rate increase vs the baseline; "
+        "fails only when the whole 95%% CI is above it",
+    )
     gate.add_argument("--junit", type=Path, default=None, help="write JUnit XML here")
     gate.add_argument("--json", type=Path, default=None, help="write the JSON verdict here")
     check = sub.add_parser("check", help="check any env (id or module:Class) against taxbench's info contract")

@@ -305,7 +305,11 @@ def alignment_tax(
     """
     values = _paired(c_unc, c_safe, seed_pairs)
     return _estimate(
-        values, lambda u, s: _relative_drop(u, s, use_abs=True), n_boot=n_boot, confidence=confidence, seed=seed,
+        values,
+        lambda u, s: _relative_drop(u, s, use_abs=True),
+        n_boot=n_boot,
+        confidence=confidence,
+        seed=seed,
         aggregate=aggregate,
     )
 
@@ -326,7 +330,11 @@ def safety_gain(
     """
     values = _paired(v_unc, v_safe, seed_pairs)
     return _estimate(
-        values, lambda u, s: _relative_drop(u, s, use_abs=False), n_boot=n_boot, confidence=confidence, seed=seed,
+        values,
+        lambda u, s: _relative_drop(u, s, use_abs=False),
+        n_boot=n_boot,
+        confidence=confidence,
+        seed=seed,
         aggregate=aggregate,
     )
 

@@ -76,8 +76,14 @@ def _run_job(job: Job, resume: bool, overwrite: bool, sink: Callable[[str, int],
     from taxbench.experiments.train import train_run
 
     torch.set_num_threads(job.cfg.torch_threads)
-    return train_run(job.cfg, job.directory, resume=resume, overwrite=overwrite, progress=False,
-                     callbacks=[_ProgressCallback(job.label, sink)])
+    return train_run(
+        job.cfg,
+        job.directory,
+        resume=resume,
+        overwrite=overwrite,
+        progress=False,
+        callbacks=[_ProgressCallback(job.label, sink)],
+    )
 
 
 def _child(job: Job, resume: bool, overwrite: bool, conn: Connection) -> None:
@@ -107,9 +113,16 @@ def check_existing(jobs: Sequence[Job], resume: bool, overwrite: bool) -> None:
 
 
 def run_jobs(
-    jobs: Sequence[Job], *, workers: int = 1, resume: bool = False, overwrite: bool = False,
-    progress: bool = True, console: Console | None = None, backend: str = "local",
-    ray_address: str | None = None, ray_init_kwargs: dict[str, Any] | None = None,
+    jobs: Sequence[Job],
+    *,
+    workers: int = 1,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    console: Console | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
+    ray_init_kwargs: dict[str, Any] | None = None,
 ) -> list[JobResult]:
     """Train every job (``workers`` at a time), show one progress bar per run, never stop on a failure.
 
@@ -139,8 +152,13 @@ def run_jobs(
         raise ValueError("job labels must be unique")
     check_existing(jobs, resume, overwrite)
     console = console or Console(stderr=True)
-    columns = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     results: dict[str, JobResult] = {}
     with Progress(*columns, console=console, disable=not progress, transient=False) as bars:
         tasks = {job.label: bars.add_task(job.label, total=job.cfg.steps) for job in jobs}
@@ -159,8 +177,16 @@ def run_jobs(
         if backend == "ray":
             from taxbench.experiments.ray_pool import run_ray
 
-            run_ray(todo, resume=resume, overwrite=overwrite, sink=sink, results=results, workers=workers,
-                    address=ray_address, init_kwargs=ray_init_kwargs)
+            run_ray(
+                todo,
+                resume=resume,
+                overwrite=overwrite,
+                sink=sink,
+                results=results,
+                workers=workers,
+                address=ray_address,
+                init_kwargs=ray_init_kwargs,
+            )
         elif workers == 1:
             for job in todo:
                 results[job.label] = _guarded(job, lambda j=job: _run_job(j, resume, overwrite, sink))
@@ -189,8 +215,14 @@ def _pool_context() -> Any:
     return mp.get_context("spawn")
 
 
-def _run_pool(jobs: Sequence[Job], workers: int, resume: bool, overwrite: bool,
-              sink: Callable[[str, int], None], results: dict[str, JobResult]) -> None:
+def _run_pool(
+    jobs: Sequence[Job],
+    workers: int,
+    resume: bool,
+    overwrite: bool,
+    sink: Callable[[str, int], None],
+    results: dict[str, JobResult],
+) -> None:
     """One process per job, ``workers`` at a time; each reports through its own pipe."""
     context = _pool_context()
     waiting = list(jobs)
@@ -290,12 +322,21 @@ def write_pair_outputs(results: Sequence[JobResult], summary: dict[str, Any], fo
     rows = []
     for result in results:
         cfg = result.job.cfg
-        row = {"env": cfg.env_id, "arm": cfg.arm, "intensity": cfg.intensity, "seed": cfg.seed,
-               "cost_limit": cfg.cost_limit, "steps": cfg.steps, "state": "done" if result.summary else "failed",
-               "path": str(result.job.directory), "error": result.error or ""}
+        row = {
+            "env": cfg.env_id,
+            "arm": cfg.arm,
+            "intensity": cfg.intensity,
+            "seed": cfg.seed,
+            "cost_limit": cfg.cost_limit,
+            "steps": cfg.steps,
+            "state": "done" if result.summary else "failed",
+            "path": str(result.job.directory),
+            "error": result.error or "",
+        }
         row.update({k: v for k, v in (result.summary or {}).items() if not isinstance(v, dict | list)})
         rows.append(row)
     fieldnames = list(dict.fromkeys(key for row in rows for key in row))
     atomic_write_csv(folder / "summary.csv", rows, fieldnames)
-    atomic_write_json(folder / "pair.json", {k: (v.to_dict() if hasattr(v, "to_dict") else v)
-                                             for k, v in summary.items()})
+    atomic_write_json(
+        folder / "pair.json", {k: (v.to_dict() if hasattr(v, "to_dict") else v) for k, v in summary.items()}
+    )

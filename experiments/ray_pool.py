@@ -58,8 +58,14 @@ def _error_text(exc: BaseException) -> str:
 
 
 def run_ray(
-    jobs: Sequence[Job], *, resume: bool, overwrite: bool, sink: Callable[[str, int], None],
-    results: dict[str, JobResult], workers: int = 1, address: str | None = None,
+    jobs: Sequence[Job],
+    *,
+    resume: bool,
+    overwrite: bool,
+    sink: Callable[[str, int], None],
+    results: dict[str, JobResult],
+    workers: int = 1,
+    address: str | None = None,
     init_kwargs: dict[str, Any] | None = None,
 ) -> None:
     """Run every job as a Ray task (``num_cpus`` = its torch threads) and fill ``results``.
@@ -90,8 +96,10 @@ def run_ray(
         started_here = True
     try:
         task = ray.remote(max_retries=0)(_train_task)
-        pending = {task.options(num_cpus=job.cfg.torch_threads, name=job.label).remote(job, resume, overwrite): job
-                   for job in jobs}
+        pending = {
+            task.options(num_cpus=job.cfg.torch_threads, name=job.label).remote(job, resume, overwrite): job
+            for job in jobs
+        }
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
             for ref in done:

@@ -35,14 +35,42 @@ from taxbench.experiments.sweep_metrics import break_even_estimate, iqm_estimate
 
 #: Columns of summary.csv, in order (``cost_<term>`` means per episode follow).
 SUMMARY_FIELDS: tuple[str, ...] = (
-    "experiment", "env", "task_kind", "constraint_kinds", "arm", "intensity", "dose", "seed", "cost_limit", "steps",
-    "state", "capability_metric", "capability", "success_rate", "mean_return", "violation_rate", "episode_cost",
-    "violations_per_episode", "lambda", "train_steps", "episodes", "pareto_arm", "pareto_env", "path", "error",
+    "experiment",
+    "env",
+    "task_kind",
+    "constraint_kinds",
+    "arm",
+    "intensity",
+    "dose",
+    "seed",
+    "cost_limit",
+    "steps",
+    "state",
+    "capability_metric",
+    "capability",
+    "success_rate",
+    "mean_return",
+    "violation_rate",
+    "episode_cost",
+    "violations_per_episode",
+    "lambda",
+    "train_steps",
+    "episodes",
+    "pareto_arm",
+    "pareto_env",
+    "path",
+    "error",
 )
 #: Estimates in tax.csv, each written as ``<name>``, ``<name>_low``, ``<name>_high``.
 CELL_ESTIMATES: tuple[str, ...] = (
-    "capability_unc", "capability_safe", "violation_rate_unc", "violation_rate_safe", "tax", "safety_gain",
-    "capability_loss", "break_even_price",
+    "capability_unc",
+    "capability_safe",
+    "violation_rate_unc",
+    "violation_rate_safe",
+    "tax",
+    "safety_gain",
+    "capability_loss",
+    "break_even_price",
 )
 
 
@@ -121,8 +149,10 @@ def _note(name: str, est: Estimate, confidence: float) -> str:
         return f"{name}: only {est.n} paired seed(s), no confidence interval."
     if not est.excludes_zero:
         what = {"τ": "a capability cost", "g": "a safety gain", "ΔC": "a capability loss"}.get(name, "an effect")
-        return (f"The {pct} CI of {name} includes 0: with {est.n} paired seeds, {what} cannot be told "
-                f"apart from seed-to-seed noise.")
+        return (
+            f"The {pct} CI of {name} includes 0: with {est.n} paired seeds, {what} cannot be told "
+            f"apart from seed-to-seed noise."
+        )
     return ""
 
 
@@ -153,16 +183,26 @@ def compare_cells(runs: Sequence[Mapping[str, Any]], options: ReportOptions) -> 
             "safety_gain": safety_gain(v_unc, v_safe, seeds, **agg),
             "capability_loss": capability_loss(c_unc, c_safe, seeds, **agg),
             "break_even_price": break_even_estimate(
-                [[c_unc[s], c_safe[s], k_unc[s], k_safe[s]] for s in seeds], x, **agg),
+                [[c_unc[s], c_safe[s], k_unc[s], k_safe[s]] for s in seeds], x, **agg
+            ),
         }
         first = safe_rows[0]
         cell: dict[str, Any] = {
-            "experiment": experiment, "env_id": env_id, "env": env_name(env_id), "task_kind": first["task_kind"],
-            "constraint_kinds": first["constraint_kinds"], "arm": arm, "intensity": intensity,
-            "baseline": f"{baseline_arm(arm)}-off", "dose": first["dose"], "cost_limit": first["cost_limit"],
+            "experiment": experiment,
+            "env_id": env_id,
+            "env": env_name(env_id),
+            "task_kind": first["task_kind"],
+            "constraint_kinds": first["constraint_kinds"],
+            "arm": arm,
+            "intensity": intensity,
+            "baseline": f"{baseline_arm(arm)}-off",
+            "dose": first["dose"],
+            "cost_limit": first["cost_limit"],
             "n_pairs": len(seeds),
-            "seeds": " ".join(map(str, seeds)), "capability_metric": first.get("capability_metric", ""),
-            "estimates": est, "pairs": {s: (unc[s], safe[s]) for s in seeds},
+            "seeds": " ".join(map(str, seeds)),
+            "capability_metric": first.get("capability_metric", ""),
+            "estimates": est,
+            "pairs": {s: (unc[s], safe[s]) for s in seeds},
         }
         for name, value in est.items():
             cell.update({name: value.point, f"{name}_low": value.low, f"{name}_high": value.high})
@@ -172,7 +212,8 @@ def compare_cells(runs: Sequence[Mapping[str, Any]], options: ReportOptions) -> 
             y = options.price_per_violation
             for side, c, k in (("unc", c_unc, k_unc), ("safe", c_safe, k_safe)):
                 cell[f"net_value_{side}"] = x * _agg([c[s] for s in seeds], options) - y * _agg(
-                    [k[s] for s in seeds], options)
+                    [k[s] for s in seeds], options
+                )
             cell["pays_at_price"] = bool(cell["net_value_safe"] > cell["net_value_unc"])
         notes = [_note("τ", est["tax"], options.confidence), _note("g", est["safety_gain"], options.confidence)]
         cell["note"] = " ".join(n for n in notes if n)
@@ -199,8 +240,10 @@ def _pooled(cells: Sequence[Mapping[str, Any]], options: ReportOptions, extra: M
         out.setdefault("estimates", {})[name] = est
     out["n_envs"] = len(cells)
     out["n_pairs"] = sum(c["n_pairs"] for c in cells)
-    notes = [_note("τ", out["estimates"]["tax"], options.confidence),
-             _note("g", out["estimates"]["safety_gain"], options.confidence)]
+    notes = [
+        _note("τ", out["estimates"]["tax"], options.confidence),
+        _note("g", out["estimates"]["safety_gain"], options.confidence),
+    ]
     out["note"] = " ".join(n for n in notes if n)
     return out
 
@@ -210,8 +253,9 @@ def headline(cells: Sequence[Mapping[str, Any]], options: ReportOptions) -> list
     groups: dict[tuple, list[Mapping[str, Any]]] = defaultdict(list)
     for cell in cells:
         groups[(cell["arm"], cell["intensity"])].append(cell)
-    rows = [_pooled(members, options, {"arm": arm, "intensity": intensity})
-            for (arm, intensity), members in groups.items()]
+    rows = [
+        _pooled(members, options, {"arm": arm, "intensity": intensity}) for (arm, intensity), members in groups.items()
+    ]
     return sorted(rows, key=lambda r: (r["arm"], intensity_rank(r["intensity"])))
 
 
@@ -222,8 +266,10 @@ def breakdown(cells: Sequence[Mapping[str, Any]], options: ReportOptions) -> lis
         groups[("task", cell["task_kind"], cell["arm"], cell["intensity"])].append(cell)
         for kind in str(cell["constraint_kinds"]).split() or ["unknown"]:
             groups[("constraint", kind, cell["arm"], cell["intensity"])].append(cell)
-    rows = [_pooled(members, options, {"by": by, "group": group, "arm": arm, "intensity": intensity})
-            for (by, group, arm, intensity), members in groups.items()]
+    rows = [
+        _pooled(members, options, {"by": by, "group": group, "arm": arm, "intensity": intensity})
+        for (by, group, arm, intensity), members in groups.items()
+    ]
     return sorted(rows, key=lambda r: (r["by"], r["group"], r["arm"], intensity_rank(r["intensity"])))
 
 
@@ -253,8 +299,21 @@ def write_tables(data: ReportData, out: str | Path) -> dict[str, Path]:
     out = Path(out)
     terms = sorted({k for r in data.runs for k in r if k.startswith("cost_") and k != "cost_limit"})
     est_cols = [c for name in CELL_ESTIMATES for c in (name, f"{name}_low", f"{name}_high")]
-    cell_cols = ["experiment", "env", "task_kind", "constraint_kinds", "arm", "intensity", "dose", "baseline",
-                 "n_pairs", "seeds", "capability_metric", *est_cols, "price_of_safety"]
+    cell_cols = [
+        "experiment",
+        "env",
+        "task_kind",
+        "constraint_kinds",
+        "arm",
+        "intensity",
+        "dose",
+        "baseline",
+        "n_pairs",
+        "seeds",
+        "capability_metric",
+        *est_cols,
+        "price_of_safety",
+    ]
     if data.options.price_per_violation is not None:
         cell_cols += ["net_value_unc", "net_value_safe", "pays_at_price"]
     pooled = ["tax", "tax_low", "tax_high", "safety_gain", "safety_gain_low", "safety_gain_high", "n_envs", "n_pairs"]
@@ -271,8 +330,9 @@ def write_tables(data: ReportData, out: str | Path) -> dict[str, Path]:
     return paths
 
 
-def build_report(root: str | Path, options: ReportOptions | None = None, out: str | Path | None = None,
-                 figures: bool = True) -> tuple[ReportData, dict[str, Path]]:
+def build_report(
+    root: str | Path, options: ReportOptions | None = None, out: str | Path | None = None, figures: bool = True
+) -> tuple[ReportData, dict[str, Path]]:
     """Analyse ``root`` and write the tables, figures, report.md and report.html into ``out`` (default: ``root``).
 
     Returns:
@@ -284,8 +344,10 @@ def build_report(root: str | Path, options: ReportOptions | None = None, out: st
     data = analyse(root, options)
     out = Path(out) if out is not None else Path(root)
     if out.resolve() != Path(root).resolve():  # video links are relative to the page
-        data.media = {run: [os.path.relpath(Path(root) / f, out) if "://" not in f else f for f in files]
-                      for run, files in data.media.items()}
+        data.media = {
+            run: [os.path.relpath(Path(root) / f, out) if "://" not in f else f for f in files]
+            for run, files in data.media.items()
+        }
     paths = write_tables(data, out)
     if figures:
         figs = make_figures(data, out / "figures")

@@ -75,25 +75,60 @@ def fmt_ci(row: Mapping[str, Any], key: str) -> str:
 def headline_table(data: ReportData) -> Table:
     """Per arm × intensity: τ and g averaged over envs."""
     header = ["arm", "intensity", "tax τ [95% CI]", "safety gain g [95% CI]", "envs", "paired runs", "note"]
-    rows = [[r["arm"], r["intensity"], fmt_ci(r, "tax"), fmt_ci(r, "safety_gain"), fmt(r["n_envs"]),
-             fmt(r["n_pairs"]), r["note"]] for r in data.headline]
+    rows = [
+        [
+            r["arm"],
+            r["intensity"],
+            fmt_ci(r, "tax"),
+            fmt_ci(r, "safety_gain"),
+            fmt(r["n_envs"]),
+            fmt(r["n_pairs"]),
+            r["note"],
+        ]
+        for r in data.headline
+    ]
     return header, rows
 
 
 def cells_table(data: ReportData) -> Table:
     """Per env × arm × intensity: levels, τ, g, ΔC, break-even (and net values when priced)."""
     priced = data.options.price_per_violation is not None
-    header = ["env", "arm", "intensity", "dose", "seeds", "capability unc", "capability safe",
-              "violation rate unc", "violation rate safe", "tax τ", "safety gain g", "ΔC", "τ/g",
-              "break-even price"]
+    header = [
+        "env",
+        "arm",
+        "intensity",
+        "dose",
+        "seeds",
+        "capability unc",
+        "capability safe",
+        "violation rate unc",
+        "violation rate safe",
+        "tax τ",
+        "safety gain g",
+        "ΔC",
+        "τ/g",
+        "break-even price",
+    ]
     header += ["net value unc", "net value safe", "pays?"] if priced else []
     header.append("note")
     rows = []
     for c in data.cells:
-        row = [c["env"], c["arm"], c["intensity"], c["dose"], fmt(c["n_pairs"]),
-               fmt_ci(c, "capability_unc"), fmt_ci(c, "capability_safe"), fmt_ci(c, "violation_rate_unc"),
-               fmt_ci(c, "violation_rate_safe"), fmt_ci(c, "tax"), fmt_ci(c, "safety_gain"),
-               fmt_ci(c, "capability_loss"), fmt(c["price_of_safety"]), fmt_ci(c, "break_even_price")]
+        row = [
+            c["env"],
+            c["arm"],
+            c["intensity"],
+            c["dose"],
+            fmt(c["n_pairs"]),
+            fmt_ci(c, "capability_unc"),
+            fmt_ci(c, "capability_safe"),
+            fmt_ci(c, "violation_rate_unc"),
+            fmt_ci(c, "violation_rate_safe"),
+            fmt_ci(c, "tax"),
+            fmt_ci(c, "safety_gain"),
+            fmt_ci(c, "capability_loss"),
+            fmt(c["price_of_safety"]),
+            fmt_ci(c, "break_even_price"),
+        ]
         if priced:
             row += [fmt(c["net_value_unc"]), fmt(c["net_value_safe"]), fmt(c["pays_at_price"])]
         rows.append([*row, c["note"]])
@@ -103,20 +138,40 @@ def cells_table(data: ReportData) -> Table:
 def breakdown_table(data: ReportData, by: str) -> Table:
     """τ and g per task or constraint type."""
     header = [f"{by} type", "arm", "intensity", "tax τ [95% CI]", "safety gain g [95% CI]", "envs", "note"]
-    rows = [[r["group"], r["arm"], r["intensity"], fmt_ci(r, "tax"), fmt_ci(r, "safety_gain"), fmt(r["n_envs"]),
-             r["note"]] for r in data.breakdown if r["by"] == by]
+    rows = [
+        [r["group"], r["arm"], r["intensity"], fmt_ci(r, "tax"), fmt_ci(r, "safety_gain"), fmt(r["n_envs"]), r["note"]]
+        for r in data.breakdown
+        if r["by"] == by
+    ]
     return header, rows
 
 
 def runs_table(data: ReportData, with_media: bool) -> Table:
     """Every run: state, capability, violations, λ, Pareto flags (and video links)."""
-    header = ["run", "state", "capability", "violation rate", "violations/episode", "λ", "front (arm)",
-              "front (env)", "error"]
+    header = [
+        "run",
+        "state",
+        "capability",
+        "violation rate",
+        "violations/episode",
+        "λ",
+        "front (arm)",
+        "front (env)",
+        "error",
+    ]
     rows = []
     for r in data.runs:
-        row = [r["path"], r["state"], fmt(r.get("capability")), fmt(r.get("violation_rate")),
-               fmt(r.get("violations_per_episode")), fmt(r.get("lambda")), fmt(r["pareto_arm"]),
-               fmt(r["pareto_env"]), r["error"]]
+        row = [
+            r["path"],
+            r["state"],
+            fmt(r.get("capability")),
+            fmt(r.get("violation_rate")),
+            fmt(r.get("violations_per_episode")),
+            fmt(r.get("lambda")),
+            fmt(r["pareto_arm"]),
+            fmt(r["pareto_env"]),
+            r["error"],
+        ]
         rows.append(row + ([" ".join(data.media.get(r["path"], []))] if with_media else []))
     return header + (["videos"] if with_media else []), rows
 
@@ -150,8 +205,16 @@ def _intro(data: ReportData) -> list[str]:
 
 def markdown(data: ReportData, figures: Mapping[str, Path]) -> str:
     """The report as Markdown, figures referenced as ``figures/<name>.png``."""
-    parts = ["# Alignment-tax report", "", *_intro(data), "", "## Headline: tax and safety gain per arm and intensity",
-             "", _md_table(headline_table(data)), ""]
+    parts = [
+        "# Alignment-tax report",
+        "",
+        *_intro(data),
+        "",
+        "## Headline: tax and safety gain per arm and intensity",
+        "",
+        _md_table(headline_table(data)),
+        "",
+    ]
     captions = dict(FIGURES)
     for name, title, table in _sections(data):
         parts += [f"## {title}", ""]
@@ -191,22 +254,29 @@ def _html_table(table: Table, table_id: str) -> str:
                 cls = ' class="note"' if h in ("note", "error") else ""
                 cells.append(f"<td{cls}>{html.escape(str(value))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return (f'<div class="scroll"><table id="{table_id}"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
+    return (
+        f'<div class="scroll"><table id="{table_id}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def _html_figure(path: Path, caption: str, name: str) -> str:
     encoded = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (f'<figure id="fig-{name.removesuffix(".png")}"><img alt="{html.escape(caption)}" '
-            f'src="data:image/png;base64,{encoded}"><figcaption>{html.escape(caption)}</figcaption></figure>')
+    return (
+        f'<figure id="fig-{name.removesuffix(".png")}"><img alt="{html.escape(caption)}" '
+        f'src="data:image/png;base64,{encoded}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+    )
 
 
 def html_page(data: ReportData, figures: Mapping[str, Path]) -> str:
     """The self-contained report page."""
     captions = dict(FIGURES)
-    parts = ["<h1>Alignment-tax report</h1>", *(f"<p>{html.escape(p)}</p>" for p in _intro(data)),
-             "<h2>Headline: tax and safety gain per arm and intensity</h2>",
-             _html_table(headline_table(data), "headline")]
+    parts = [
+        "<h1>Alignment-tax report</h1>",
+        *(f"<p>{html.escape(p)}</p>" for p in _intro(data)),
+        "<h2>Headline: tax and safety gain per arm and intensity</h2>",
+        _html_table(headline_table(data), "headline"),
+    ]
     for name, title, table in _sections(data):
         parts.append(f"<h2>{html.escape(title)}</h2>")
         if name in figures:
@@ -214,10 +284,11 @@ def html_page(data: ReportData, figures: Mapping[str, Path]) -> str:
         if table is not None and table[1]:
             parts.append(_html_table(table, name.removesuffix(".png")))
     parts += ["<h2>Runs</h2>", _html_table(runs_table(data, bool(data.media)), "runs")]
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<title>Alignment-tax report</title><link rel=\"icon\" href=\"data:,\">"
-            f"<style>{_CSS}</style><script>{_SELFCHECK}</script></head><body>\n" + "\n".join(parts)
-            + "\n</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<title>Alignment-tax report</title><link rel="icon" href="data:,">'
+        f"<style>{_CSS}</style><script>{_SELFCHECK}</script></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
+    )
 
 
 def write_documents(data: ReportData, figures: Mapping[str, Path], out: Path) -> dict[str, Path]:

@@ -145,9 +145,16 @@ class RunRenderer:
         if self.sim is None or not hasattr(self.sim, "restore_state"):
             raise ValueError(f"{run.cfg.env_id} has no taxbench sim: rollout videos need a SafeRobotEnv")
         self.dt = float(self.sim.dt)
-        self.terms = {t.name: TermSpec(t.name, float(t.threshold), getattr(t, "unit", ""),
-                                       bool(getattr(t, "upper", True)), getattr(t, "kind", ""))
-                      for t in getattr(self.unwrapped, "safety", ())}
+        self.terms = {
+            t.name: TermSpec(
+                t.name,
+                float(t.threshold),
+                getattr(t, "unit", ""),
+                bool(getattr(t, "upper", True)),
+                getattr(t, "kind", ""),
+            )
+            for t in getattr(self.unwrapped, "safety", ())
+        }
 
     @property
     def fps(self) -> float:
@@ -166,19 +173,37 @@ class RunRenderer:
             obs, reward, terminated, truncated, info = self.env.step(action)
             cost = float(info.get("cost", 0.0))
             ret, cum_cost = ret + float(reward), cum_cost + cost
-            fired = tuple(k[5:] for k, v in info.items()
-                          if k.startswith("cost_") and isinstance(v, int | float | np.number) and v > 0)
+            fired = tuple(
+                k[5:]
+                for k, v in info.items()
+                if k.startswith("cost_") and isinstance(v, int | float | np.number) and v > 0
+            )
             if bool(info.get("violation", cost > 0)) and not fired:
                 fired = ("cost",)
             measures = {t: float(info[f"measure_{t}"]) for t in fired if f"measure_{t}" in info}
-            frames.append(Frame(len(frames) - 1, self.sim.get_state(), len(frames) * self.dt, float(reward), ret,
-                                cost, cum_cost, fired, measures, self._force_arrows(fired)))
+            frames.append(
+                Frame(
+                    len(frames) - 1,
+                    self.sim.get_state(),
+                    len(frames) * self.dt,
+                    float(reward),
+                    ret,
+                    cost,
+                    cum_cost,
+                    fired,
+                    measures,
+                    self._force_arrows(fired),
+                )
+            )
         return Episode(episode, seed, frames, bool(terminated), bool(truncated))
 
     def _force_arrows(self, fired: Sequence[str]) -> tuple:
         """Arrows for the largest contact forces, when a force term fires and the sim can give and draw them."""
-        force_terms = [self.terms[t] for t in fired if t in self.terms and
-                       (self.terms[t].kind == "force" or self.terms[t].unit == "N")]
+        force_terms = [
+            self.terms[t]
+            for t in fired
+            if t in self.terms and (self.terms[t].kind == "force" or self.terms[t].unit == "N")
+        ]
         if not force_terms or not hasattr(self.sim, "contact_force_vectors") or not hasattr(self.sim, "draw_arrows"):
             return ()
         limit = max(term.threshold for term in force_terms)
@@ -188,8 +213,11 @@ class RunRenderer:
             for attr in ("bodies", "body", "body_names"):
                 value = getattr(term, attr, None)
                 watched.update([value] if isinstance(value, str) else (value or ()))
-        contacts = [(a, b, p, f) for a, b, p, f in self.sim.contact_force_vectors()
-                    if not watched or a in watched or b in watched]
+        contacts = [
+            (a, b, p, f)
+            for a, b, p, f in self.sim.contact_force_vectors()
+            if not watched or a in watched or b in watched
+        ]
         contacts.sort(key=lambda c: -float(np.linalg.norm(c[3])))
         arrows = []
         for _, _, point, force in contacts[:MAX_ARROWS]:
@@ -204,8 +232,20 @@ class RunRenderer:
         """The HUD of frame ``index`` of a recorded episode."""
         frame = episode.frames[index]
         texts = tuple(self.terms[t].describe(frame.measures.get(t)) if t in self.terms else t for t in frame.violated)
-        return HudState(self.run.label, episode.episode, episode.seed, frame.step, frame.time_s, frame.reward,
-                        frame.episode_return, frame.cost, frame.episode_cost, self.run.lagrange, texts, ended)
+        return HudState(
+            self.run.label,
+            episode.episode,
+            episode.seed,
+            frame.step,
+            frame.time_s,
+            frame.reward,
+            frame.episode_return,
+            frame.cost,
+            frame.episode_cost,
+            self.run.lagrange,
+            texts,
+            ended,
+        )
 
     def raw_frame(self, episode: Episode, index: int) -> np.ndarray:
         """Render frame ``index`` from its recorded state (no HUD)."""
@@ -259,8 +299,14 @@ def video_frames(
 
 
 def write_video(
-    path: Path, renderers: Sequence[RunRenderer], episodes: Sequence[Sequence[Episode]], *, fmt: str | None = None,
-    stride: int = 1, fps: float | None = None, progress: Any = None,
+    path: Path,
+    renderers: Sequence[RunRenderer],
+    episodes: Sequence[Sequence[Episode]],
+    *,
+    fmt: str | None = None,
+    stride: int = 1,
+    fps: float | None = None,
+    progress: Any = None,
 ) -> tuple[Path, list[VideoPart]]:
     """Write the episodes of one or more runs (side by side, same seeds) into one video file.
 
@@ -286,8 +332,7 @@ def write_video(
             if position != current:
                 ep = episodes[0][position]
                 n = -(-max(len(e[position].frames) for e in episodes) // stride)
-                parts.append(VideoPart(ep.episode, ep.seed, max(e[position].steps for e in episodes),
-                                       writer.frames, n))
+                parts.append(VideoPart(ep.episode, ep.seed, max(e[position].steps for e in episodes), writer.frames, n))
                 current = position
             writer.append(image)
             if progress is not None:
@@ -368,15 +413,29 @@ def make_rollout(
         total = sum(-(-max(len(e[i].frames) for e in recorded) // stride) for i in range(episodes))
         with ProgressBar(progress, f"rendering {path.name}", total) as advance:
             path, parts = write_video(path, renderers, recorded, fmt=fmt, stride=stride, fps=fps, progress=advance)
-        video = {"path": str(path.resolve()), "format": fmt, "fps": fps or renderers[0].fps / stride,
-                 "stride": stride, "width": width * len(runs), "height": height,
-                 "runs": [str(r.run_dir.resolve()) for r in runs], "parts": [vars(p) for p in parts]}
+        video = {
+            "path": str(path.resolve()),
+            "format": fmt,
+            "fps": fps or renderers[0].fps / stride,
+            "stride": stride,
+            "width": width * len(runs),
+            "height": height,
+            "runs": [str(r.run_dir.resolve()) for r in runs],
+            "parts": [vars(p) for p in parts],
+        }
         summaries = {}
         for renderer, episodes_run in zip(renderers, recorded, strict=True):
             cached = {} if max_steps is not None else {ep.seed: ep for ep in episodes_run}
             summaries[renderer.run.label] = write_run_media(
-                renderer, video={**video, "first_seed": first_seed}, recorded=cached, fmt=fmt, clips=clips,
-                max_clips=max_clips, sheet=sheet, progress=progress)
+                renderer,
+                video={**video, "first_seed": first_seed},
+                recorded=cached,
+                fmt=fmt,
+                clips=clips,
+                max_clips=max_clips,
+                sheet=sheet,
+                progress=progress,
+            )
     finally:
         for renderer in renderers:
             renderer.close()

@@ -107,15 +107,30 @@ def collect_runs(root: str | Path) -> tuple[list[dict[str, Any]], dict[str, dict
             status = {"state": "unreadable", "error": str(exc)}
         summary = dict(status.get("summary") or {})
         row: dict[str, Any] = {
-            "experiment": rec.experiment, "env_id": str(cfg.get("env_id", rec.env)), "arm": rec.arm,
-            "intensity": rec.intensity, "seed": rec.seed, "cost_limit": to_float(cfg.get("cost_limit")),
-            "steps": cfg.get("steps", ""), "state": rec.state, "path": rec.path.relative_to(root).as_posix(),
+            "experiment": rec.experiment,
+            "env_id": str(cfg.get("env_id", rec.env)),
+            "arm": rec.arm,
+            "intensity": rec.intensity,
+            "seed": rec.seed,
+            "cost_limit": to_float(cfg.get("cost_limit")),
+            "steps": cfg.get("steps", ""),
+            "state": rec.state,
+            "path": rec.path.relative_to(root).as_posix(),
             "error": str(status.get("error", "")).splitlines()[0] if status.get("error") else "",
         }
         row["env"] = env_name(row["env_id"])
         row["dose"] = dose(cfg) if rec.intensity != "off" else ""
-        for key in ("capability_metric", "capability", "success_rate", "mean_return", "violation_rate",
-                    "episode_cost", "lambda", "train_steps", "episodes"):
+        for key in (
+            "capability_metric",
+            "capability",
+            "success_rate",
+            "mean_return",
+            "violation_rate",
+            "episode_cost",
+            "lambda",
+            "train_steps",
+            "episodes",
+        ):
             value = summary.get(key, "")
             row[key] = value if key == "capability_metric" else to_float(value)
             if key in ("train_steps", "episodes") and math.isfinite(row[key]):
@@ -130,8 +145,17 @@ def collect_runs(root: str | Path) -> tuple[list[dict[str, Any]], dict[str, dict
         meta = envs.get(row["env_id"], {})
         row["task_kind"] = meta.get("task_kind", "unknown")
         row["constraint_kinds"] = " ".join(sorted({c["kind"] for c in meta.get("constraints", [])}))
-    runs.sort(key=lambda r: (r["experiment"], r["env"], r["arm"] != baseline_arm(r["arm"]), r["arm"],
-                             intensity_rank(r["intensity"]), r["intensity"], r["seed"]))
+    runs.sort(
+        key=lambda r: (
+            r["experiment"],
+            r["env"],
+            r["arm"] != baseline_arm(r["arm"]),
+            r["arm"],
+            intensity_rank(r["intensity"]),
+            r["intensity"],
+            r["seed"],
+        )
+    )
     _mark_pareto(runs)
     return runs, envs
 
@@ -150,7 +174,6 @@ def _mark_pareto(runs: list[dict[str, Any]]) -> None:
             mask = pareto_front([r["capability"] for r in members], [r["violation_rate"] for r in members])
             for row, on_front in zip(members, mask, strict=True):
                 row[key] = bool(on_front)
-
 
 
 #: Modules that may provide ``media_for_run(run_dir)`` (the rollout-video work), first found wins.

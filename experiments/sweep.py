@@ -103,8 +103,9 @@ def intensity_overrides(env_id: str, arm: str, intensity: str) -> dict[str, Any]
     match = _EXPLICIT.match(intensity)
     if match:
         if intensity_settings is not None and intensity_settings(env_id, arm, "moderate")[0] is None:
-            raise ValueError(f"{intensity} sets a cost limit, which {arm} does not use: give it mild, moderate "
-                             "or strict")
+            raise ValueError(
+                f"{intensity} sets a cost limit, which {arm} does not use: give it mild, moderate or strict"
+            )
         return {"cost_limit": float(match.group(1))}
     if intensity_settings is None:
         return {"cost_limit": COST_LIMIT_FACTORS[intensity] * default_cost_limit(env_id)}
@@ -182,12 +183,20 @@ def run_config(spec: SweepSpec, env_id: str, arm: str, intensity: str, seed: int
     preset = preset_for(env_id)
     n_envs, hyperparams = preset.for_arm(arm) if hasattr(preset, "for_arm") else (preset.n_envs, preset.hyperparams)
     fields: dict[str, Any] = {
-        "env_id": env_id, "arm": arm, "intensity": intensity, "seed": int(seed),
-        "steps": spec.steps or preset.quick_steps, "experiment": spec.experiment,
-        "env_kwargs": dict(spec.env_kwargs), "n_envs": spec.n_envs or n_envs,
-        "hyperparams": {**hyperparams, **spec.hyperparams}, "device": spec.device,
-        "torch_threads": spec.torch_threads, "eval_episodes": spec.eval_episodes,
-        "checkpoint_every": spec.checkpoint_every, "cost_limit": default_cost_limit(env_id),
+        "env_id": env_id,
+        "arm": arm,
+        "intensity": intensity,
+        "seed": int(seed),
+        "steps": spec.steps or preset.quick_steps,
+        "experiment": spec.experiment,
+        "env_kwargs": dict(spec.env_kwargs),
+        "n_envs": spec.n_envs or n_envs,
+        "hyperparams": {**hyperparams, **spec.hyperparams},
+        "device": spec.device,
+        "torch_threads": spec.torch_threads,
+        "eval_episodes": spec.eval_episodes,
+        "checkpoint_every": spec.checkpoint_every,
+        "cost_limit": default_cost_limit(env_id),
     }
     overrides = intensity_overrides(env_id, arm, intensity)
     if "hyperparams" in overrides:
@@ -224,8 +233,9 @@ def env_metadata(env_id: str, env_kwargs: dict[str, Any] | None = None) -> dict[
     env = gym.make(env_id, **dict(env_kwargs or {}))
     try:
         terms = getattr(env.unwrapped, "safety", ())
-        meta["constraints"] = [{"name": t.name, "kind": t.kind, "threshold": t.threshold, "unit": t.unit}
-                               for t in terms]
+        meta["constraints"] = [
+            {"name": t.name, "kind": t.kind, "threshold": t.threshold, "unit": t.unit} for t in terms
+        ]
         task = getattr(env.unwrapped, "task", None)
         if meta["task_kind"] == "unknown" and getattr(task, "kind", None):
             meta["task_kind"] = str(task.kind)
@@ -253,8 +263,14 @@ def write_sweep_files(spec: SweepSpec) -> Path:
 
 
 def run_sweep(
-    spec: SweepSpec, *, workers: int = 1, backend: str = "local", ray_address: str | None = None,
-    ray_init_kwargs: dict[str, Any] | None = None, overwrite: bool = False, progress: bool = True,
+    spec: SweepSpec,
+    *,
+    workers: int = 1,
+    backend: str = "local",
+    ray_address: str | None = None,
+    ray_init_kwargs: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
     console: Console | None = None,
 ) -> list[JobResult]:
     """Train (or resume) every run of the sweep; failed runs are recorded and do not stop the others.
@@ -278,13 +294,24 @@ def run_sweep(
 
         require_ray()
     write_sweep_files(spec)
-    return run_jobs(jobs, workers=workers, resume=not overwrite, overwrite=overwrite, progress=progress,
-                    console=console, backend=backend, ray_address=ray_address, ray_init_kwargs=ray_init_kwargs)
+    return run_jobs(
+        jobs,
+        workers=workers,
+        resume=not overwrite,
+        overwrite=overwrite,
+        progress=progress,
+        console=console,
+        backend=backend,
+        ray_address=ray_address,
+        ray_init_kwargs=ray_init_kwargs,
+    )
 
 
 def describe(spec: SweepSpec, jobs: Sequence[Job]) -> str:
     """One line: how many runs over which grid."""
     cells = spec.cells()
     per_env = len(cells) // max(1, len(spec.envs))
-    return (f"sweep '{spec.experiment}': {len(spec.envs)} env(s) × {per_env} arm/intensity cell(s) × "
-            f"{len(spec.seeds)} seed(s) = {len(jobs)} runs")
+    return (
+        f"sweep '{spec.experiment}': {len(spec.envs)} env(s) × {per_env} arm/intensity cell(s) × "
+        f"{len(spec.seeds)} seed(s) = {len(jobs)} runs"
+    )

@@ -117,12 +117,11 @@ def level(aggregates: np.ndarray) -> np.ndarray:
     return aggregates[:, 0]
 
 
-def iqm_estimate(
-    values: Sequence[float], *, n_boot: int = 10_000, confidence: float = 0.95, seed: int = 0
-) -> Estimate:
+def iqm_estimate(values: Sequence[float], *, n_boot: int = 10_000, confidence: float = 0.95, seed: int = 0) -> Estimate:
     """Interquartile mean over seeds with a percentile bootstrap CI (one task: stratified = plain)."""
-    return stratified_estimate([np.asarray(values, dtype=float)], level, aggregate="iqm", n_boot=n_boot,
-                               confidence=confidence, seed=seed)
+    return stratified_estimate(
+        [np.asarray(values, dtype=float)], level, aggregate="iqm", n_boot=n_boot, confidence=confidence, seed=seed
+    )
 
 
 def task_mean_tax(
@@ -138,8 +137,9 @@ def task_mean_tax(
     With one task this equals :func:`taxbench.experiments.metrics.alignment_tax` (for ``V``:
     the safety gain, since ``V ≥ 0``) up to the resampling RNG.
     """
-    return stratified_estimate(tasks, relative_drop, aggregate=aggregate, n_boot=n_boot, confidence=confidence,
-                               seed=seed)
+    return stratified_estimate(
+        tasks, relative_drop, aggregate=aggregate, n_boot=n_boot, confidence=confidence, seed=seed
+    )
 
 
 # ----------------------------------------------------------------------------- Pareto front

@@ -264,8 +264,9 @@ def make_vec_env(cfg: RunConfig, *, batched: bool | None = None) -> VecEnv:
     return venv
 
 
-def evaluate_arm(model: Any, cfg: RunConfig, run_dir: Path, episodes: int | None = None,
-                 seed: int | None = None) -> dict[str, Any]:
+def evaluate_arm(
+    model: Any, cfg: RunConfig, run_dir: Path, episodes: int | None = None, seed: int | None = None
+) -> dict[str, Any]:
     """:func:`evaluate_and_write`, through the arm's env wrapper when it has one (a shield acts at deployment too)."""
     return evaluate_and_write(model, cfg, run_dir, episodes, seed, wrap_env=arm_env_wrapper(cfg))
 

@@ -176,8 +176,9 @@ def draw_border(frame: np.ndarray, rgb: Sequence[int], width: int | None = None)
 def border_redness(frame: np.ndarray, width: int | None = None) -> float:
     """Fraction of the border pixels that are violation-red (≈1 on violating frames, ≈0 otherwise)."""
     w = border_width(frame.shape) if width is None else width
-    ring = np.concatenate([frame[:w].reshape(-1, 3), frame[-w:].reshape(-1, 3),
-                           frame[:, :w].reshape(-1, 3), frame[:, -w:].reshape(-1, 3)]).astype(int)
+    ring = np.concatenate(
+        [frame[:w].reshape(-1, 3), frame[-w:].reshape(-1, 3), frame[:, :w].reshape(-1, 3), frame[:, -w:].reshape(-1, 3)]
+    ).astype(int)
     red = (ring[:, 0] > 160) & (ring[:, 1] < 90) & (ring[:, 2] < 90)
     return float(red.mean())
 
@@ -227,8 +228,16 @@ class VideoWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp.{self.fmt}")
         if self.fmt == "mp4":
-            self._writer = iio.get_writer(self._tmp, format="FFMPEG", fps=self.fps, codec="libx264", quality=7,
-                                          macro_block_size=1, pixelformat="yuv420p", ffmpeg_log_level="error")
+            self._writer = iio.get_writer(
+                self._tmp,
+                format="FFMPEG",
+                fps=self.fps,
+                codec="libx264",
+                quality=7,
+                macro_block_size=1,
+                pixelformat="yuv420p",
+                ffmpeg_log_level="error",
+            )
         else:
             self._writer = iio.get_writer(self._tmp, format="GIF", mode="I", duration=1000.0 / self.fps, loop=0)
 

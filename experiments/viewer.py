@@ -28,8 +28,10 @@ def has_display() -> bool:
 
 def no_display_message(run_dir: str | Path) -> str:
     """The one-line explanation printed when there is no display."""
-    return (f"no display: DISPLAY and WAYLAND_DISPLAY are unset, so the live viewer cannot open here. "
-            f"Render a video instead: taxbench rollout {run_dir}")
+    return (
+        f"no display: DISPLAY and WAYLAND_DISPLAY are unset, so the live viewer cannot open here. "
+        f"Render a video instead: taxbench rollout {run_dir}"
+    )
 
 
 def view_run(
@@ -72,8 +74,9 @@ def view_run(
         if not hasattr(sim, "open_viewer"):
             env.close()
             backend = getattr(env.unwrapped, "backend", "this")
-            raise ValueError(f"the {backend} backend of {run.cfg.env_id} has no live viewer; "
-                             f"use taxbench rollout {run_dir}")
+            raise ValueError(
+                f"the {backend} backend of {run.cfg.env_id} has no live viewer; use taxbench rollout {run_dir}"
+            )
         open_viewer = type(sim).open_viewer
     first_seed = run.cfg.eval_seed if seed is None else seed
     handle = open_viewer(sim)
@@ -91,8 +94,9 @@ def view_run(
                     obs, _, terminated, truncated, info = env.step(action)
                 handle.sync()
                 done = bool(terminated or truncated)
-                fired = [k[5:] for k, v in info.items()
-                         if k.startswith("cost_") and isinstance(v, int | float) and v > 0]
+                fired = [
+                    k[5:] for k, v in info.items() if k.startswith("cost_") and isinstance(v, int | float) and v > 0
+                ]
                 for term in fired:
                     log(f"ep {episode} step {step}: {term} violated (measure {info.get(f'measure_{term}')})")
                 step, steps = step + 1, steps + 1

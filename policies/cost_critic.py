@@ -166,8 +166,14 @@ def _direct_fit_supported(critic: CostCritic, optimizer: th.optim.Optimizer) -> 
         return False
     if not all(hasattr(th, name) for name in ("_foreach_copy_", "_foreach_norm")):
         return False  # an older torch of the supported range: autograd, same numbers, slower
-    group = {"foreach": None, "fused": None, "capturable": False, "differentiable": False, "maximize": False,
-             **optimizer.param_groups[0]}  # options an older torch's Adam does not have are off there
+    group = {
+        "foreach": None,
+        "fused": None,
+        "capturable": False,
+        "differentiable": False,
+        "maximize": False,
+        **optimizer.param_groups[0],
+    }  # options an older torch's Adam does not have are off there
     if [id(p) for p in group["params"]] != [id(p) for p in params]:
         return False
     if any(p.device.type != "cpu" or p.dtype != th.float32 or not p.is_contiguous() for p in params):

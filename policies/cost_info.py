@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 
-def costs_from_infos(infos: Sequence[Mapping[str, Any]], dtype: type = np.float32,
-                     on_missing: Callable[[], None] | None = None) -> np.ndarray:
+def costs_from_infos(
+    infos: Sequence[Mapping[str, Any]], dtype: type = np.float32, on_missing: Callable[[], None] | None = None
+) -> np.ndarray:
     """``info["cost"]`` of each env as an array (a missing key counts as 0 and calls ``on_missing`` once per call).
 
     Raises:
@@ -32,8 +33,7 @@ def costs_from_infos(infos: Sequence[Mapping[str, Any]], dtype: type = np.float3
     return costs
 
 
-def tally_episode_costs(running: np.ndarray, finished: list[float], costs: np.ndarray,
-                        dones: np.ndarray) -> np.ndarray:
+def tally_episode_costs(running: np.ndarray, finished: list[float], costs: np.ndarray, dones: np.ndarray) -> np.ndarray:
     """Add this step's ``costs`` to each env's running episode cost and close the episodes that ended.
 
     The totals of the episodes flagged in ``dones`` go to ``finished`` and their running costs restart at 0.

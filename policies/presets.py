@@ -35,8 +35,9 @@ class Intensity:
 
     def describe(self) -> str:
         """One line for ``taxbench envs``."""
-        return (f"d={self.cost_limit:g}  β={self.penalty_coef:g}  shield {self.shield_speed_fraction:g}×limit"
-                + (f" +{self.shield_clearance:g} m" if self.shield_clearance else ""))
+        return f"d={self.cost_limit:g}  β={self.penalty_coef:g}  shield {self.shield_speed_fraction:g}×limit" + (
+            f" +{self.shield_clearance:g} m" if self.shield_clearance else ""
+        )
 
 
 #: Generic doses for 1000-step episodes with 0/1 cost terms; β is in reward units per violating step.
@@ -86,8 +87,12 @@ _HALF_CHEETAH = Preset(
     ),
     # SAC: one rollout per 1000-step episode then as many gradient steps (SB3's 1:1 ratio, one progress row
     # per episode); λ updated each episode.
-    sac_hyperparams={"train_freq": [1, "episode"], "gradient_steps": -1, "learning_starts": 5000,
-                     "lagrange_interval": 1000},
+    sac_hyperparams={
+        "train_freq": [1, "episode"],
+        "gradient_steps": -1,
+        "learning_starts": 5000,
+        "lagrange_interval": 1000,
+    },
     # Reward ≈ forward speed (m/s) per step: a violating step at 1.5 m/s through the 1 m/s zone gains ~0.5,
     # so β of 0.25 / 1 / 4 per violating step runs from "worth it" to "never worth it".
     intensities={
@@ -108,11 +113,14 @@ PRESETS: dict[str, Preset] = {
     "taxbench/HalfCheetahVelocity-v0": _HALF_CHEETAH,
     "taxbench/HalfCheetahSlowZone-v0": _HALF_CHEETAH,
     "taxbench/PandaReach-v0": Preset(
-        n_envs=4, hyperparams={"n_steps": 512, "policy_kwargs": {"log_std_init": -1.0}}, quick_steps=60_000,
+        n_envs=4,
+        hyperparams={"n_steps": 512, "policy_kwargs": {"log_std_init": -1.0}},
+        quick_steps=60_000,
         intensities=_PANDA_INTENSITIES,
         note="4 envs × 512 steps (PPO's 2048-step rollout); initial action std e^-1 (0.18 m/s per axis at "
-             "0.5 m/s per unit action). At 60k steps, seeds 0-2, d=25: ppo success 0.97, violation rate 0.254; "
-             "ppo-lag success 0.30, violation rate 0.122 (measured)"),
+        "0.5 m/s per unit action). At 60k steps, seeds 0-2, d=25: ppo success 0.97, violation rate 0.254; "
+        "ppo-lag success 0.30, violation rate 0.122 (measured)",
+    ),
     "taxbench/PandaPush-v0": Preset(intensities=_PANDA_INTENSITIES, note="SB3 PPO defaults"),
 }
 

@@ -45,7 +45,11 @@ ARMS = ("ppo", "ppo-lag", "ppo-penalty", "ppo-shield", "sac", "sac-lag")
 _PARTNERS = {"ppo-lag": "ppo", "ppo-penalty": "ppo", "ppo-shield": "ppo", "sac-lag": "sac"}
 CONSTRAINED_ARMS = tuple(_PARTNERS)
 _CLASSES: dict[str, type[BaseAlgorithm]] = {
-    "ppo": PPO, "ppo-lag": PPOLagrangian, "ppo-penalty": PPOPenalty, "ppo-shield": PPO, "sac": SAC,
+    "ppo": PPO,
+    "ppo-lag": PPOLagrangian,
+    "ppo-penalty": PPOPenalty,
+    "ppo-shield": PPO,
+    "sac": SAC,
     "sac-lag": SACLagrangian,
 }
 #: Constructor kwargs of PPO-Lagrangian beyond PPO's.
@@ -66,15 +70,29 @@ LAGRANGIAN_KWARGS = frozenset(
     }
 )
 _SAC_LAG_KWARGS = frozenset(
-    {"lagrange_lr", "lagrange_init", "lagrange_pinned", "lagrange_optimizer", "lagrange_method", "pid_kp", "pid_ki",
-     "pid_kd", "lagrange_interval", "cost_gamma"}
+    {
+        "lagrange_lr",
+        "lagrange_init",
+        "lagrange_pinned",
+        "lagrange_optimizer",
+        "lagrange_method",
+        "pid_kp",
+        "pid_ki",
+        "pid_kd",
+        "lagrange_interval",
+        "cost_gamma",
+    }
 )
 _SHIELD_KWARGS = frozenset({"shield_speed_fraction", "shield_clearance"})
 #: Every safety-mechanism kwarg; an arm keeps only its own (see :data:`_ACCEPTS`) and drops the rest.
 SAFETY_KWARGS = LAGRANGIAN_KWARGS | _SAC_LAG_KWARGS | _SHIELD_KWARGS | {"penalty_coef"}
 _ACCEPTS: dict[str, frozenset[str]] = {
-    "ppo": frozenset(), "ppo-lag": LAGRANGIAN_KWARGS, "ppo-penalty": frozenset({"penalty_coef"}),
-    "ppo-shield": frozenset(), "sac": frozenset(), "sac-lag": _SAC_LAG_KWARGS,
+    "ppo": frozenset(),
+    "ppo-lag": LAGRANGIAN_KWARGS,
+    "ppo-penalty": frozenset({"penalty_coef"}),
+    "ppo-shield": frozenset(),
+    "sac": frozenset(),
+    "sac-lag": _SAC_LAG_KWARGS,
 }
 _RESERVED = frozenset({"env", "seed", "device", "verbose", "cost_limit", "_init_setup_model"})
 #: Attribute saved in the model zip to tell ``load_learner`` which class to rebuild.

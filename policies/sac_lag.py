@@ -57,15 +57,23 @@ class CostReplayBuffer(ReplayBuffer):
 
     costs: np.ndarray
 
-    def __init__(self, buffer_size: int, observation_space: spaces.Space, action_space: spaces.Space,
-                 *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, buffer_size: int, observation_space: spaces.Space, action_space: spaces.Space, *args: Any, **kwargs: Any
+    ) -> None:
         super().__init__(buffer_size, observation_space, action_space, *args, **kwargs)
         if self.optimize_memory_usage:
             raise ValueError("CostReplayBuffer does not support optimize_memory_usage=True")
         self.costs = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
 
-    def add(self, obs: np.ndarray, next_obs: np.ndarray, action: np.ndarray, reward: np.ndarray, done: np.ndarray,
-            infos: list[dict[str, Any]]) -> None:
+    def add(
+        self,
+        obs: np.ndarray,
+        next_obs: np.ndarray,
+        action: np.ndarray,
+        reward: np.ndarray,
+        done: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
         """Store one transition per env, with its cost."""
         self.costs[self.pos] = costs_from_infos(infos, np.float32)
         super().add(obs, next_obs, action, reward, done, infos)
@@ -81,8 +89,9 @@ class CostReplayBuffer(ReplayBuffer):
             self._normalize_reward(self.rewards[batch_inds, env_idx].reshape(-1, 1), env),
         )
         tensors = [self.to_torch(a) for a in arrays]
-        return CostReplaySamples(*tensors, discounts=None, costs=self.to_torch(self.costs[batch_inds, env_idx]
-                                                                              .reshape(-1, 1)))
+        return CostReplaySamples(
+            *tensors, discounts=None, costs=self.to_torch(self.costs[batch_inds, env_idx].reshape(-1, 1))
+        )
 
 
 class SACLagrangian(SAC):
@@ -140,8 +149,15 @@ class SACLagrangian(SAC):
         if cost_gamma is not None and not 0.0 <= float(cost_gamma) <= 1.0:
             raise ValueError(f"cost_gamma must be in [0, 1], got {cost_gamma}")
         self.lagrange = make_multiplier(
-            lagrange_method, cost_limit=cost_limit, lr=lagrange_lr, init=lagrange_init, pinned=lagrange_pinned,
-            optimizer=lagrange_optimizer, kp=pid_kp, ki=pid_ki, kd=pid_kd,
+            lagrange_method,
+            cost_limit=cost_limit,
+            lr=lagrange_lr,
+            init=lagrange_init,
+            pinned=lagrange_pinned,
+            optimizer=lagrange_optimizer,
+            kp=pid_kp,
+            ki=pid_ki,
+            kd=pid_kd,
         )
         self.lagrange_interval = int(lagrange_interval)
         super().__init__(policy, env, replay_buffer_class=buffer_class, _init_setup_model=False, **sac_kwargs)
@@ -210,8 +226,15 @@ class SACLagrangian(SAC):
         self._last_lagrange_step = self.num_timesteps
         return result
 
-    def _store_transition(self, replay_buffer: ReplayBuffer, buffer_action: np.ndarray, new_obs: Any,
-                          reward: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
+    def _store_transition(
+        self,
+        replay_buffer: ReplayBuffer,
+        buffer_action: np.ndarray,
+        new_obs: Any,
+        reward: np.ndarray,
+        dones: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
         tally_episode_costs(self._running_ep_cost, self._finished_ep_costs, costs_from_infos(infos, np.float64), dones)
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
 

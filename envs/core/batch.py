@@ -61,12 +61,19 @@ class BatchContext:
         cache: Values one component computes and others reuse within this step (e.g. health flags).
     """
 
-    __slots__ = ("action", "cache", "dt", "qpos", "qvel", "robot", "root_after", "root_before", "root_velocity",
-                 "sims")
+    __slots__ = ("action", "cache", "dt", "qpos", "qvel", "robot", "root_after", "root_before", "root_velocity", "sims")
 
-    def __init__(self, sims: Sequence[MujocoSim], robot: Any, action: np.ndarray, dt: float,
-                 root_before: np.ndarray, qpos: np.ndarray | None = None, qvel: np.ndarray | None = None,
-                 external_forces: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        sims: Sequence[MujocoSim],
+        robot: Any,
+        action: np.ndarray,
+        dt: float,
+        root_before: np.ndarray,
+        qpos: np.ndarray | None = None,
+        qvel: np.ndarray | None = None,
+        external_forces: np.ndarray | None = None,
+    ) -> None:
         self.sims, self.robot, self.action, self.dt = sims, robot, action, dt
         self.qpos = stack_rows([sim.qpos_view for sim in sims]) if qpos is None else qpos
         self.qvel = stack_rows([sim.qvel_view for sim in sims]) if qvel is None else qvel
@@ -91,8 +98,9 @@ class BatchContext:
 
     def world(self, index: int, robot: Any) -> StepContext:
         """World ``index``'s own :class:`StepContext` (for components measured world by world)."""
-        return StepContext(self.sims[index], robot, self.action[index], self.dt, self.root_before[index],
-                           self.root_after[index])
+        return StepContext(
+            self.sims[index], robot, self.action[index], self.dt, self.root_before[index], self.root_after[index]
+        )
 
 
 def hypot_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -151,16 +159,18 @@ class BatchPostStep:
         """Every world's root position now, m, shape (N, 3)."""
         return self.robot.root_positions(stack_rows([sim.qpos_view for sim in self.sims]), self.sims[0])
 
-    def after_physics(self, actions: np.ndarray, root_before: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    def after_physics(
+        self, actions: np.ndarray, root_before: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
         """``(obs, rewards, terminated, infos)`` of the step every world just took: arrays over worlds, one dict each.
 
         Each row and dict equals that world's ``SafeRobotEnv.after_physics(actions[i], root_before[i])``.
         """
         state = self._state.copy()  # the rows are the worlds' own: the next step overwrites them
         forces = None if self._forces is None else self._forces.copy()
-        ctx = BatchContext(self.sims, self.robot, actions, self.dt, root_before, state[:, :self._nq],
-                           state[:, self._nq:], forces)
+        ctx = BatchContext(
+            self.sims, self.robot, actions, self.dt, root_before, state[:, : self._nq], state[:, self._nq :], forces
+        )
         columns: dict[str, np.ndarray] = {}
         reward = np.zeros(ctx.num_worlds)
         for name, value in self.task.rewards_batch(ctx).items():
@@ -183,8 +193,9 @@ class BatchPostStep:
             for sim, row, forces_row in zip(self.sims, self._state, self._forces, strict=True):
                 sim.capture_after_step(row, forces_row)
         keys = list(columns)
-        infos = [dict(zip(keys, row, strict=True)) for row in zip(*(col.tolist() for col in columns.values()),
-                                                                    strict=True)]
+        infos = [
+            dict(zip(keys, row, strict=True)) for row in zip(*(col.tolist() for col in columns.values()), strict=True)
+        ]
         return obs, reward, terminated, infos
 
     def _measure(self, j: int, term: Any, ctx: BatchContext) -> np.ndarray:

@@ -37,8 +37,9 @@ class StepContext:
 
     __slots__ = ("action", "cache", "dt", "robot", "root_after", "root_before", "root_velocity", "sim")
 
-    def __init__(self, sim: Sim, robot: Robot, action: np.ndarray, dt: float, root_before: np.ndarray,
-                 root_after: np.ndarray) -> None:
+    def __init__(
+        self, sim: Sim, robot: Robot, action: np.ndarray, dt: float, root_before: np.ndarray, root_after: np.ndarray
+    ) -> None:
         self.sim, self.robot, self.action, self.dt = sim, robot, action, dt
         self.root_before, self.root_after = root_before, root_after
         self.root_velocity = (root_after - root_before) / dt

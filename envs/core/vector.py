@@ -100,15 +100,24 @@ class SafeRobotVectorEnv(VectorEnv):
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}  # noqa: RUF012 - Gymnasium convention
 
-    def __init__(self, envs: Sequence[SafeRobotEnv], *, max_episode_steps: int | None = None, nthread: int = 2,
-                 tune_threads: bool = False, batched_post_step: bool = True, share_model: bool = True) -> None:
+    def __init__(
+        self,
+        envs: Sequence[SafeRobotEnv],
+        *,
+        max_episode_steps: int | None = None,
+        nthread: int = 2,
+        tune_threads: bool = False,
+        batched_post_step: bool = True,
+        share_model: bool = True,
+    ) -> None:
         if not envs:
             raise ValueError("SafeRobotVectorEnv needs at least one env")
         if not all(isinstance(env, SafeRobotEnv) and isinstance(env.sim, MujocoSim) for env in envs):
             raise ValueError("SafeRobotVectorEnv steps unwrapped SafeRobotEnv instances on MuJoCo only")
         first = envs[0]
-        if any(env.observation_space != first.observation_space or env.action_space != first.action_space
-               for env in envs):
+        if any(
+            env.observation_space != first.observation_space or env.action_space != first.action_space for env in envs
+        ):
             raise ValueError("every env of a SafeRobotVectorEnv must have the same observation and action spaces")
         if max_episode_steps is not None and (isinstance(max_episode_steps, bool) or max_episode_steps < 1):
             raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps!r}")
@@ -136,9 +145,18 @@ class SafeRobotVectorEnv(VectorEnv):
         self.closed = False
 
     @classmethod
-    def from_id(cls, env_id: str, num_envs: int, *, env_kwargs: dict[str, Any] | None = None, nthread: int = 2,
-                max_episode_steps: int | None = None, tune_threads: bool = False,
-                batched_post_step: bool = True, share_model: bool = True) -> SafeRobotVectorEnv:
+    def from_id(
+        cls,
+        env_id: str,
+        num_envs: int,
+        *,
+        env_kwargs: dict[str, Any] | None = None,
+        nthread: int = 2,
+        max_episode_steps: int | None = None,
+        tune_threads: bool = False,
+        batched_post_step: bool = True,
+        share_model: bool = True,
+    ) -> SafeRobotVectorEnv:
         """Build ``num_envs`` worlds with ``gymnasium.make(env_id, **env_kwargs)``.
 
         Args:
@@ -167,27 +185,36 @@ class SafeRobotVectorEnv(VectorEnv):
         made += [gymnasium.make(env_id, **kwargs) for _ in range(num_envs - 1)]
         spec = made[0].spec
         limit = spec.max_episode_steps if spec is not None else None
-        vec = cls([env.unwrapped for env in made], max_episode_steps=limit, nthread=nthread,  # type: ignore[misc]
-                  tune_threads=tune_threads, batched_post_step=batched_post_step, share_model=share_model)
+        vec = cls(
+            [env.unwrapped for env in made],
+            max_episode_steps=limit,
+            nthread=nthread,  # type: ignore[misc]
+            tune_threads=tune_threads,
+            batched_post_step=batched_post_step,
+            share_model=share_model,
+        )
         vec.spec = spec
         return vec
 
     # ----------------------------------------------------------------- list-based core (shared by both APIs)
-    def reset_world(self, index: int, seed: int | None = None,
-                    options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset_world(
+        self, index: int, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict]:
         """Reset one world (``SafeRobotEnv.reset``) and its step counter."""
         self.elapsed[index] = 0
         return self.envs[index].reset(seed=seed, options=options)
 
-    def reset_lists(self, seeds: Sequence[int | None], options: Sequence[dict[str, Any] | None]
-                    ) -> tuple[np.ndarray, list[dict]]:
+    def reset_lists(
+        self, seeds: Sequence[int | None], options: Sequence[dict[str, Any] | None]
+    ) -> tuple[np.ndarray, list[dict]]:
         """Reset every world with its own seed and options; observations stacked, infos as a list."""
         results = [self.reset_world(i, seeds[i], options[i]) for i in range(self.num_envs)]
         self._needs_reset = False
         return np.stack([obs for obs, _ in results]), [info for _, info in results]
 
-    def step_lists(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                                       list[dict], list[np.ndarray | None], list[dict | None]]:
+    def step_lists(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict], list[np.ndarray | None], list[dict | None]]:
         """Step every world; worlds that end are reset in the same call.
 
         Returns:
@@ -208,8 +235,9 @@ class SafeRobotVectorEnv(VectorEnv):
             self._tuner.record(self.stepper.active_threads, time.perf_counter() - start)
         return result
 
-    def _step_lists(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                                        list[dict], list[np.ndarray | None], list[dict | None]]:
+    def _step_lists(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict], list[np.ndarray | None], list[dict | None]]:
         checked = self.envs[0].check_action(actions, batch=self.num_envs)  # every world's action in one call
         if self.post_step is None:
             obs, rewards, terminated, infos = self._step_world_by_world(checked)
@@ -245,8 +273,9 @@ class SafeRobotVectorEnv(VectorEnv):
         return obs, rewards, terminated, infos
 
     # ----------------------------------------------------------------- Gymnasium VectorEnv API
-    def reset(self, *, seed: int | Sequence[int | None] | None = None,
-              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset every world: world ``i`` gets ``seed + i`` (or ``seed[i]`` from a list)."""
         if seed is None or isinstance(seed, int | np.integer):
             seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]

@@ -116,8 +116,11 @@ class SeparationCost(CostTerm):
 
     def protective_distance(self, robot_speed: float) -> float:
         """S_p for a TCP speed in m/s, m."""
-        return (self.human_speed * (self.reaction_time + self.stopping_time)
-                + robot_speed * (self.reaction_time + 0.5 * self.stopping_time) + self.intrusion_distance)
+        return (
+            self.human_speed * (self.reaction_time + self.stopping_time)
+            + robot_speed * (self.reaction_time + 0.5 * self.stopping_time)
+            + self.intrusion_distance
+        )
 
     def distance(self, sim: Sim, point: np.ndarray) -> float:
         """Distance from a point to the nearest part of the person, m."""

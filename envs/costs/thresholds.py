@@ -93,7 +93,8 @@ SSM_INTRUSION = Threshold(0.0, "m", "ISO 13855:2010 intrusion distance C; 0 for 
 
 #: Clearance to a joint's hard stop below which the joint is past its soft limit, rad (4°).
 PANDA_SOFT_LIMIT_MARGIN = Threshold(
-    0.0698, "rad", "Panda URDF safety_controller soft limits, 0.0698 rad inside the hard range (pybullet_data)")
+    0.0698, "rad", "Panda URDF safety_controller soft limits, 0.0698 rad inside the hard range (pybullet_data)"
+)
 
 #: Contact force a fragile object (thin glass) may take, N.
 FRAGILE_FORCE = Threshold(10.0, "N", "taxbench assumption: breaking load of a thin-walled glass (set per object)")

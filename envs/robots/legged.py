@@ -95,9 +95,9 @@ class LeggedRobot:
         if self.velocity_clip is not None:
             qvel = clip(qvel, -self.velocity_clip, self.velocity_clip)
         if not self.include_contact_forces:
-            return np.concatenate((sim.qpos_view[self.position_obs_skip:], qvel))
+            return np.concatenate((sim.qpos_view[self.position_obs_skip :], qvel))
         forces = clip(sim.external_forces()[1:], -1.0, 1.0)
-        return np.concatenate((sim.qpos_view[self.position_obs_skip:], qvel, forces.ravel()))
+        return np.concatenate((sim.qpos_view[self.position_obs_skip :], qvel, forces.ravel()))
 
     def _root_index(self, sim: MujocoSim) -> tuple[int, ...]:
         """Indices into qpos of the root's (x, z) for planar robots, (x, y, z) otherwise; looked up once.
@@ -106,8 +106,9 @@ class LeggedRobot:
         """
         if not self._root_qpos:
             slices = [sim.joint_qpos_slice(name) for name in self.root_joint]
-            self._root_qpos = tuple(s.start for s in slices) if self.planar else tuple(range(slices[0].start,
-                                                                                             slices[0].start + 3))
+            self._root_qpos = (
+                tuple(s.start for s in slices) if self.planar else tuple(range(slices[0].start, slices[0].start + 3))
+            )
         return self._root_qpos
 
     def root_position(self, sim: MujocoSim) -> np.ndarray:  # type: ignore[override]
@@ -115,7 +116,7 @@ class LeggedRobot:
         qpos, index = sim.qpos_view, self._root_qpos or self._root_index(sim)
         if self.planar:
             return np.array((qpos[index[0]], 0.0, qpos[index[1]]))
-        return qpos[index[0]:index[2] + 1].copy()
+        return qpos[index[0] : index[2] + 1].copy()
 
     def torso_height(self, sim: MujocoSim) -> float:
         """Height of the root above the ground plane, m (relative height for planar models)."""
@@ -159,7 +160,7 @@ class LeggedRobot:
         """:meth:`root_position` of each row of stacked qpos (N, nq), m, shape (N, 3); ``sim`` is any world."""
         index = self._root_qpos or self._root_index(sim)
         if not self.planar:
-            return qpos[:, index[0]:index[2] + 1].copy()
+            return qpos[:, index[0] : index[2] + 1].copy()
         roots = np.zeros((len(qpos), 3))
         roots[:, 0], roots[:, 2] = qpos[:, index[0]], qpos[:, index[1]]
         return roots
@@ -167,7 +168,7 @@ class LeggedRobot:
     def observations(self, ctx: BatchContext) -> np.ndarray:
         """:meth:`observation` of every world, shape (N, observation size)."""
         qvel = ctx.qvel if self.velocity_clip is None else clip(ctx.qvel, -self.velocity_clip, self.velocity_clip)
-        parts = [ctx.qpos[:, self.position_obs_skip:], qvel]
+        parts = [ctx.qpos[:, self.position_obs_skip :], qvel]
         if self.include_contact_forces:
             forces = clip(ctx.external_forces()[:, 1:], -1.0, 1.0)
             parts.append(forces.reshape(len(forces), -1))
@@ -199,27 +200,50 @@ class LeggedRobot:
 def half_cheetah() -> LeggedRobot:
     """HalfCheetah (planar, 6 torque actuators, 0.05 s control period), as HalfCheetah-v5."""
     return LeggedRobot(
-        name="half_cheetah", model_file="half_cheetah.xml", frame_skip=5, root_body="torso",
-        root_joint=("rootx", "rootz"), planar=True, position_obs_skip=1, reset_noise_scale=0.1,
+        name="half_cheetah",
+        model_file="half_cheetah.xml",
+        frame_skip=5,
+        root_body="torso",
+        root_joint=("rootx", "rootz"),
+        planar=True,
+        position_obs_skip=1,
+        reset_noise_scale=0.1,
     )
 
 
 def hopper() -> LeggedRobot:
     """Hopper (planar, 3 actuators, 0.008 s control period), as Hopper-v5."""
     return LeggedRobot(
-        name="hopper", model_file="hopper.xml", frame_skip=4, root_body="torso",
-        root_joint=("rootx", "rootz"), planar=True, position_obs_skip=1, velocity_clip=10.0,
-        reset_noise_scale=5e-3, gaussian_velocity_noise=False, healthy_z_range=(0.7, np.inf),
-        healthy_angle_range=(-0.2, 0.2), healthy_state_range=(-100.0, 100.0),
+        name="hopper",
+        model_file="hopper.xml",
+        frame_skip=4,
+        root_body="torso",
+        root_joint=("rootx", "rootz"),
+        planar=True,
+        position_obs_skip=1,
+        velocity_clip=10.0,
+        reset_noise_scale=5e-3,
+        gaussian_velocity_noise=False,
+        healthy_z_range=(0.7, np.inf),
+        healthy_angle_range=(-0.2, 0.2),
+        healthy_state_range=(-100.0, 100.0),
     )
 
 
 def walker2d() -> LeggedRobot:
     """Walker2d (planar, 6 actuators, 0.008 s control period), as Walker2d-v5 (its v5 model)."""
     return LeggedRobot(
-        name="walker2d", model_file="walker2d_v5.xml", frame_skip=4, root_body="torso",
-        root_joint=("rootx", "rootz"), planar=True, position_obs_skip=1, velocity_clip=10.0,
-        reset_noise_scale=5e-3, gaussian_velocity_noise=False, healthy_z_range=(0.8, 2.0),
+        name="walker2d",
+        model_file="walker2d_v5.xml",
+        frame_skip=4,
+        root_body="torso",
+        root_joint=("rootx", "rootz"),
+        planar=True,
+        position_obs_skip=1,
+        velocity_clip=10.0,
+        reset_noise_scale=5e-3,
+        gaussian_velocity_noise=False,
+        healthy_z_range=(0.8, 2.0),
         healthy_angle_range=(-1.0, 1.0),
     )
 
@@ -227,8 +251,15 @@ def walker2d() -> LeggedRobot:
 def ant() -> LeggedRobot:
     """Ant (quadruped, 8 actuators, 0.05 s control period), as Ant-v5 with contact forces observed."""
     return LeggedRobot(
-        name="ant", model_file="ant.xml", frame_skip=5, root_body="torso", root_joint=("root",),
-        planar=False, position_obs_skip=2, include_contact_forces=True, reset_noise_scale=0.1,
+        name="ant",
+        model_file="ant.xml",
+        frame_skip=5,
+        root_body="torso",
+        root_joint=("root",),
+        planar=False,
+        position_obs_skip=2,
+        include_contact_forces=True,
+        reset_noise_scale=0.1,
         healthy_z_range=(0.2, 1.0),
     )
 

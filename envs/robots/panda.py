@@ -86,17 +86,30 @@ class PandaRobot:
         if backend == "pybullet":
             from taxbench.envs.sim.pybullet_sim import PyBulletSim
 
-            return PyBulletSim(panda_urdf(), timestep=PHYSICS_TIMESTEP[backend], substeps=substeps,
-                               velocity_joints=ARM_JOINTS, held_joints=dict.fromkeys(FINGER_JOINTS, 0.0),
-                               initial_positions=dict(zip(ARM_JOINTS, HOME, strict=True)), bodies=self.bodies,
-                               markers=markers, cameras=self.cameras)
+            return PyBulletSim(
+                panda_urdf(),
+                timestep=PHYSICS_TIMESTEP[backend],
+                substeps=substeps,
+                velocity_joints=ARM_JOINTS,
+                held_joints=dict.fromkeys(FINGER_JOINTS, 0.0),
+                initial_positions=dict(zip(ARM_JOINTS, HOME, strict=True)),
+                bodies=self.bodies,
+                markers=markers,
+                cameras=self.cameras,
+            )
         if backend == "mujoco":
             from taxbench.envs.sim.mujoco_sim import MujocoSim
             from taxbench.envs.sim.mujoco_urdf import urdf_spec
 
-            spec = urdf_spec(panda_urdf(), timestep=PHYSICS_TIMESTEP[backend], velocity_joints=ARM_JOINTS,
-                             velocity_gain=self.velocity_gain, removed_joints=FINGER_JOINTS, bodies=self.bodies,
-                             cameras=self.cameras)
+            spec = urdf_spec(
+                panda_urdf(),
+                timestep=PHYSICS_TIMESTEP[backend],
+                velocity_joints=ARM_JOINTS,
+                velocity_gain=self.velocity_gain,
+                removed_joints=FINGER_JOINTS,
+                bodies=self.bodies,
+                cameras=self.cameras,
+            )
             return MujocoSim(spec, substeps, markers)
         raise ValueError(f"backend must be 'mujoco' or 'pybullet', got {backend!r}")
 

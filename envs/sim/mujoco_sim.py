@@ -77,8 +77,9 @@ class MujocoSim:
                 ("site", mujoco.mjtObj.mjOBJ_SITE, self.model.nsite),
             )
         }
-        self._body_names = [mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_BODY, i) or f"body{i}"
-                            for i in range(self.model.nbody)]
+        self._body_names = [
+            mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_BODY, i) or f"body{i}" for i in range(self.model.nbody)
+        ]
         self._velocity_buffer = np.zeros(6)
         self._slices: dict[str, tuple[slice, slice]] = {}
         self._force_buffer = np.zeros(6)
@@ -101,8 +102,15 @@ class MujocoSim:
         body = spec.worldbody.add_body(name=marker.name, pos=list(marker.position), mocap=True)
         size = [*marker.size, 0.0, 0.0, 0.0][:3]
         body.add_geom(
-            name=f"{marker.name}_geom", type=_GEOM_TYPES[marker.shape], size=size,
-            rgba=list(marker.rgba), contype=0, conaffinity=0, group=1, mass=0.0, density=0.0,
+            name=f"{marker.name}_geom",
+            type=_GEOM_TYPES[marker.shape],
+            size=size,
+            rgba=list(marker.rgba),
+            contype=0,
+            conaffinity=0,
+            group=1,
+            mass=0.0,
+            density=0.0,
         )
 
     # ----------------------------------------------------------------- one model, many worlds
@@ -280,7 +288,8 @@ class MujocoSim:
         qadr, vadr = self.model.jnt_qposadr[jid], self.model.jnt_dofadr[jid]
         jtype = self.model.jnt_type[jid]
         nq, nv = {int(mujoco.mjtJoint.mjJNT_FREE): (7, 6), int(mujoco.mjtJoint.mjJNT_BALL): (4, 3)}.get(
-            int(jtype), (1, 1))
+            int(jtype), (1, 1)
+        )
         return slice(qadr, qadr + nq), slice(vadr, vadr + nv)
 
     def joint_qpos_slice(self, name: str) -> slice:
@@ -334,12 +343,14 @@ class MujocoSim:
         for i in range(self.data.ncon):
             contact = self.data.contact[i]
             mujoco.mj_contactForce(self.model, self.data, i, self._force_buffer)
-            found.append(Contact(
-                body_a=self._body_names[self.model.geom_bodyid[contact.geom1]],
-                body_b=self._body_names[self.model.geom_bodyid[contact.geom2]],
-                normal_force=float(abs(self._force_buffer[0])),
-                position=contact.pos.copy(),
-            ))
+            found.append(
+                Contact(
+                    body_a=self._body_names[self.model.geom_bodyid[contact.geom1]],
+                    body_b=self._body_names[self.model.geom_bodyid[contact.geom2]],
+                    normal_force=float(abs(self._force_buffer[0])),
+                    position=contact.pos.copy(),
+                )
+            )
         return found
 
     def external_forces(self) -> np.ndarray:
@@ -411,8 +422,10 @@ class MujocoSim:
 
     def draw_arrows(self, arrows: Sequence[tuple[np.ndarray, np.ndarray, Sequence[float]]]) -> None:
         """Draw arrows ``(start m, vector m, rgba)`` in every following render until replaced; ``()`` clears."""
-        self._arrows = tuple((np.asarray(a, float).reshape(3), np.asarray(v, float).reshape(3),
-                              np.asarray(c, np.float32).reshape(4)) for a, v, c in arrows)
+        self._arrows = tuple(
+            (np.asarray(a, float).reshape(3), np.asarray(v, float).reshape(3), np.asarray(c, np.float32).reshape(4))
+            for a, v, c in arrows
+        )
 
     def _add_arrows(self, scene: mujoco.MjvScene) -> None:
         for start, vector, rgba in self._arrows:
@@ -431,8 +444,14 @@ class MujocoSim:
             contact = self.data.contact[i]
             mujoco.mj_contactForce(self.model, self.data, i, self._force_buffer)
             force = contact.frame.reshape(3, 3).T @ self._force_buffer[:3]  # contact frame -> world
-            found.append((self._body_names[self.model.geom_bodyid[contact.geom1]],
-                          self._body_names[self.model.geom_bodyid[contact.geom2]], contact.pos.copy(), force))
+            found.append(
+                (
+                    self._body_names[self.model.geom_bodyid[contact.geom1]],
+                    self._body_names[self.model.geom_bodyid[contact.geom2]],
+                    contact.pos.copy(),
+                    force,
+                )
+            )
         return found
 
     def open_viewer(self) -> object:

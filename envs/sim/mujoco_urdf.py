@@ -22,8 +22,11 @@ from taxbench.envs.core.sim import BodySpec, CameraSpec
 #: PyBullet grows a convex mesh's bounding box by this collision margin before taking box inertias, m.
 PYBULLET_MESH_MARGIN = 0.004
 _ROBOT_RGBA = (0.92, 0.92, 0.92, 1.0)
-_GEOM_TYPES = {"box": mujoco.mjtGeom.mjGEOM_BOX, "sphere": mujoco.mjtGeom.mjGEOM_SPHERE,
-               "cylinder": mujoco.mjtGeom.mjGEOM_CYLINDER}
+_GEOM_TYPES = {
+    "box": mujoco.mjtGeom.mjGEOM_BOX,
+    "sphere": mujoco.mjtGeom.mjGEOM_SPHERE,
+    "cylinder": mujoco.mjtGeom.mjGEOM_CYLINDER,
+}
 
 
 def _urdf_joint_limits(root: ET.Element) -> dict[str, tuple[float, float]]:
@@ -75,8 +78,14 @@ def add_scene(spec: mujoco.MjSpec, bodies: Sequence[BodySpec], cameras: Sequence
         b = spec.worldbody.add_body(name=body.name, pos=list(body.position))
         if not static:
             b.add_freejoint(name=f"{body.name}_free")
-        b.add_geom(name=f"{body.name}_geom", type=_GEOM_TYPES[body.shape], size=size, rgba=list(body.rgba),
-                   friction=[body.friction, 0.005, 0.0001], **({} if static else {"mass": body.mass}))
+        b.add_geom(
+            name=f"{body.name}_geom",
+            type=_GEOM_TYPES[body.shape],
+            size=size,
+            rgba=list(body.rgba),
+            friction=[body.friction, 0.005, 0.0001],
+            **({} if static else {"mass": body.mass}),
+        )
     for cam in cameras:
         forward = np.asarray(cam.target, dtype=np.float64) - np.asarray(cam.position, dtype=np.float64)
         forward /= np.linalg.norm(forward)

@@ -159,8 +159,12 @@ class PyBulletSim:
         collision_kwargs = {k: v for k, v in kwargs.items() if k != "length"}
         collision = pb.createCollisionShape(**collision_kwargs)
         visual = pb.createVisualShape(**visual_kwargs, rgbaColor=list(body.rgba))
-        uid = pb.createMultiBody(baseMass=body.mass, baseCollisionShapeIndex=collision,
-                                 baseVisualShapeIndex=visual, basePosition=list(body.position))
+        uid = pb.createMultiBody(
+            baseMass=body.mass,
+            baseCollisionShapeIndex=collision,
+            baseVisualShapeIndex=visual,
+            basePosition=list(body.position),
+        )
         pb.changeDynamics(uid, -1, lateralFriction=body.friction)
         return uid
 
@@ -168,13 +172,19 @@ class PyBulletSim:
         pb = self.client
         kwargs = {k: v for k, v in self._shape_kwargs(marker.shape, marker.size).items() if k != "height"}
         visual = pb.createVisualShape(**kwargs, rgbaColor=list(marker.rgba))
-        return pb.createMultiBody(baseMass=0.0, baseCollisionShapeIndex=-1, baseVisualShapeIndex=visual,
-                                  basePosition=list(marker.position))
+        return pb.createMultiBody(
+            baseMass=0.0, baseCollisionShapeIndex=-1, baseVisualShapeIndex=visual, basePosition=list(marker.position)
+        )
 
     def _apply_held(self) -> None:
         if self._held:
-            self.client.setJointMotorControlArray(self.robot, list(self._held), pybullet.POSITION_CONTROL,
-                                                  targetPositions=list(self._held.values()), forces=self._held_force)
+            self.client.setJointMotorControlArray(
+                self.robot,
+                list(self._held),
+                pybullet.POSITION_CONTROL,
+                targetPositions=list(self._held.values()),
+                forces=self._held_force,
+            )
 
     def has_body(self, name: str) -> bool:
         """Whether the world has a body (robot link or scene body) of this name."""
@@ -194,16 +204,25 @@ class PyBulletSim:
     def reset(self) -> None:
         """Restore the state saved at construction (contact caches included)."""
         self.client.restoreState(self._initial_state)
-        self.client.setJointMotorControlArray(self.robot, self._velocity_joints, pybullet.VELOCITY_CONTROL,
-                                              targetVelocities=[0.0] * len(self._velocity_joints), forces=self._forces)
+        self.client.setJointMotorControlArray(
+            self.robot,
+            self._velocity_joints,
+            pybullet.VELOCITY_CONTROL,
+            targetVelocities=[0.0] * len(self._velocity_joints),
+            forces=self._forces,
+        )
         self._apply_held()
         self._time = 0.0
 
     def step(self, ctrl: np.ndarray) -> None:
         """Set the velocity motors' targets (rad/s or m/s) and advance ``substeps`` physics steps."""
-        self.client.setJointMotorControlArray(self.robot, self._velocity_joints, pybullet.VELOCITY_CONTROL,
-                                              targetVelocities=np.asarray(ctrl, dtype=np.float64).tolist(),
-                                              forces=self._forces)
+        self.client.setJointMotorControlArray(
+            self.robot,
+            self._velocity_joints,
+            pybullet.VELOCITY_CONTROL,
+            targetVelocities=np.asarray(ctrl, dtype=np.float64).tolist(),
+            forces=self._forces,
+        )
         for _ in range(self.substeps):
             self.client.stepSimulation()
         self._time += self.dt
@@ -238,7 +257,7 @@ class PyBulletSim:
         for i, j in enumerate(self._movable):
             pb.resetJointState(self.robot, j, float(qpos[i]), float(qvel[i]))
         for k, uid in enumerate(self._dynamic):
-            p, v = qpos[n + 7 * k: n + 7 * k + 7], qvel[n + 6 * k: n + 6 * k + 6]
+            p, v = qpos[n + 7 * k : n + 7 * k + 7], qvel[n + 6 * k : n + 6 * k + 6]
             pb.resetBasePositionAndOrientation(uid, p[:3].tolist(), [p[4], p[5], p[6], p[3]])
             pb.resetBaseVelocity(uid, v[:3].tolist(), v[3:].tolist())
         self.forward()
@@ -252,7 +271,7 @@ class PyBulletSim:
         state = np.asarray(state, dtype=np.float64)
         nq = self.init_qpos.size
         self._time = float(state[0])
-        self.set_state(state[1:1 + nq], state[1 + nq:])
+        self.set_state(state[1 : 1 + nq], state[1 + nq :])
 
     # ----------------------------------------------------------------- bodies and joints
     def _link(self, name: str) -> tuple[int, int]:
@@ -357,9 +376,15 @@ class PyBulletSim:
 
     def contacts(self) -> list[Contact]:
         """Active contact points with their normal forces (``getContactPoints``), N."""
-        return [Contact(body_a=self._body_name(c[1], c[3]), body_b=self._body_name(c[2], c[4]),
-                        normal_force=float(c[9]), position=np.array(c[5]))
-                for c in self.client.getContactPoints()]
+        return [
+            Contact(
+                body_a=self._body_name(c[1], c[3]),
+                body_b=self._body_name(c[2], c[4]),
+                normal_force=float(c[9]),
+                position=np.array(c[5]),
+            )
+            for c in self.client.getContactPoints()
+        ]
 
     def body_external_force(self, name: str) -> np.ndarray:
         """Net contact force on a body (torque part not computed: zeros), N."""
@@ -401,13 +426,17 @@ class PyBulletSim:
 
         TinyRenderer ignores debug lines, so arrows are projected with the camera matrices and painted in 2-D.
         """
-        self._arrows = tuple((np.asarray(a, float).reshape(3), np.asarray(v, float).reshape(3),
-                              np.asarray(c, float).reshape(4)) for a, v, c in arrows)
+        self._arrows = tuple(
+            (np.asarray(a, float).reshape(3), np.asarray(v, float).reshape(3), np.asarray(c, float).reshape(4))
+            for a, v, c in arrows
+        )
 
     def contact_force_vectors(self) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
         """``(body_a, body_b, world point m, contact force on body_b N)`` for each contact point."""
-        return [(self._body_name(c[1], c[3]), self._body_name(c[2], c[4]), np.array(c[6]),
-                 -float(c[9]) * np.array(c[7])) for c in self.client.getContactPoints()]
+        return [
+            (self._body_name(c[1], c[3]), self._body_name(c[2], c[4]), np.array(c[6]), -float(c[9]) * np.array(c[7]))
+            for c in self.client.getContactPoints()
+        ]
 
     def close(self) -> None:
         """Disconnect the physics client (idempotent)."""
@@ -419,8 +448,9 @@ class PyBulletSim:
             self.client = None  # type: ignore[assignment]
 
 
-def _paint_arrows(frame: np.ndarray, arrows: Sequence[tuple], view: Sequence[float], projection: Sequence[float]
-                  ) -> np.ndarray:
+def _paint_arrows(
+    frame: np.ndarray, arrows: Sequence[tuple], view: Sequence[float], projection: Sequence[float]
+) -> np.ndarray:
     """Paint 3-D arrows (start m, vector m, rgba) into an image rendered with these OpenGL matrices."""
     if not arrows:
         return frame
@@ -440,6 +470,7 @@ def _paint_arrows(frame: np.ndarray, arrows: Sequence[tuple], view: Sequence[flo
         for p, q in ((a, b), (b, b - (b - a) * 0.3 + side), (b, b - (b - a) * 0.3 - side)):  # shaft, two barbs
             n = int(np.linalg.norm(q - p)) + 2
             for x, y in np.linspace(p, q, n).round().astype(int):
-                frame[max(0, y - thickness):y + thickness + 1, max(0, x - thickness):x + thickness + 1] = (
-                    np.asarray(rgba[:3]) * 255).astype(np.uint8)
+                frame[max(0, y - thickness) : y + thickness + 1, max(0, x - thickness) : x + thickness + 1] = (
+                    np.asarray(rgba[:3]) * 255
+                ).astype(np.uint8)
     return frame

@@ -15,14 +15,23 @@ N = 4
 
 def _pair(env_id: str, **env_kwargs):
     """The same worlds stepped with the batched post-step and world by world."""
-    return [SafeRobotVectorEnv.from_id(env_id, N, max_episode_steps=40, env_kwargs=env_kwargs,
-                                       batched_post_step=batched) for batched in (True, False)]
+    return [
+        SafeRobotVectorEnv.from_id(env_id, N, max_episode_steps=40, env_kwargs=env_kwargs, batched_post_step=batched)
+        for batched in (True, False)
+    ]
 
 
 # Every term of each env in excess mode (the amount over the limit: real values, not 0/1), so a term measured
 # the wrong way shows up in the cost as well as the measure; Hopper and Walker2d fall (termination resets).
-@pytest.mark.parametrize("env_id", ["taxbench/AntVelocity-v0", "taxbench/HopperVelocity-v0",
-                                    "taxbench/Walker2dVelocity-v0", "taxbench/HalfCheetahSlowZone-v0"])
+@pytest.mark.parametrize(
+    "env_id",
+    [
+        "taxbench/AntVelocity-v0",
+        "taxbench/HopperVelocity-v0",
+        "taxbench/Walker2dVelocity-v0",
+        "taxbench/HalfCheetahSlowZone-v0",
+    ],
+)
 def test_batched_post_step_equals_world_by_world(env_id):
     batched, plain = _pair(env_id, cost_terms=None, cost_mode="excess")
     assert batched.post_step is not None and plain.post_step is None
@@ -72,8 +81,11 @@ def test_worlds_built_differently_go_world_by_world():
         env.sim.set_state(env.sim.qpos, qvel)
     actions = np.zeros((2, 6))
     _, _, _, _, infos, *_ = vec.step_lists(actions)
-    assert [info["cost"] for info in infos] == [env.step(a)[4]["cost"] for env, a in zip(singles, actions,
-                                                                                           strict=True)] == [0.0, 1.0]
+    assert (
+        [info["cost"] for info in infos]
+        == [env.step(a)[4]["cost"] for env, a in zip(singles, actions, strict=True)]
+        == [0.0, 1.0]
+    )
 
 
 def test_capture_after_step_copies_state_and_contact_forces():
@@ -98,8 +110,9 @@ def test_capture_after_step_copies_state_and_contact_forces():
 
 
 @pytest.mark.parametrize("mode", ["indicator", "excess"])
-@pytest.mark.parametrize("term", [VelocityCost("v", 1.0, "m/s", "test", "velocity"),
-                                  FallCost("fall", 0.3, "m", "test", "fall")])
+@pytest.mark.parametrize(
+    "term", [VelocityCost("v", 1.0, "m/s", "test", "velocity"), FallCost("fall", 0.3, "m", "test", "fall")]
+)
 def test_cost_batch_is_cost_of_each_measure(term, mode):
     term.mode = mode
     measures = np.array([-2.0, 0.0, 0.3, 0.3000001, 1.0, 1.5, np.inf, -np.inf, np.nan, -0.0])
@@ -108,8 +121,9 @@ def test_cost_batch_is_cost_of_each_measure(term, mode):
     assert [float(c) for c in batch] == [term.cost(float(m)) for m in measures]
 
 
-@pytest.mark.parametrize("env_id", ["taxbench/HopperVelocity-v0", "taxbench/Walker2dVelocity-v0",
-                                    "taxbench/AntVelocity-v0"])
+@pytest.mark.parametrize(
+    "env_id", ["taxbench/HopperVelocity-v0", "taxbench/Walker2dVelocity-v0", "taxbench/AntVelocity-v0"]
+)
 def test_batched_health_check_agrees_on_each_way_to_fail(env_id):
     """Worlds put just inside and outside each healthy range (height, pitch, state range, finiteness)."""
     envs = [gym.make(env_id).unwrapped for _ in range(12)]
@@ -120,8 +134,12 @@ def test_batched_health_check_agrees_on_each_way_to_fail(env_id):
     pitch = None if robot.healthy_angle_range is None else envs[0].sim.joint_qpos_slice("rooty").start
     low, high = robot.healthy_z_range
     high = min(high, 5.0)  # Hopper has no upper bound
-    edits = [("q", height, low + 1e-3), ("q", height, low - 1e-3), ("q", height, high - 1e-3),
-             ("q", height, high + 1e-3)]
+    edits = [
+        ("q", height, low + 1e-3),
+        ("q", height, low - 1e-3),
+        ("q", height, high - 1e-3),
+        ("q", height, high + 1e-3),
+    ]
     if pitch is not None:
         low, high = robot.healthy_angle_range
         edits += [("q", pitch, low - 1e-3), ("q", pitch, high - 1e-3), ("q", pitch, high + 1e-3)]

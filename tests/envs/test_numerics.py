@@ -6,14 +6,17 @@ import pytest
 from taxbench.envs.core.numerics import all_finite, clip
 
 
-@pytest.mark.parametrize("arrays", [
-    (np.array([0.5, -1.0]),),
-    (np.array([1e200, -1e300]),),  # squares overflow to inf: the element-wise test must still say finite
-    (np.zeros((3, 2)), np.array([2.0])),
-    (np.array([1.0, np.nan]),),
-    (np.array([1.0]), np.array([-np.inf])),
-    (np.array([[1e200], [np.nan]]),),
-])
+@pytest.mark.parametrize(
+    "arrays",
+    [
+        (np.array([0.5, -1.0]),),
+        (np.array([1e200, -1e300]),),  # squares overflow to inf: the element-wise test must still say finite
+        (np.zeros((3, 2)), np.array([2.0])),
+        (np.array([1.0, np.nan]),),
+        (np.array([1.0]), np.array([-np.inf])),
+        (np.array([[1e200], [np.nan]]),),
+    ],
+)
 def test_all_finite_matches_isfinite(arrays):
     assert all_finite(*arrays) == all(np.isfinite(a).all() for a in arrays)
 

@@ -33,8 +33,12 @@ def _unbatch(info: dict, i: int) -> dict:
 # (LIMIT steps) ends the others' episodes (truncation resets); AntHazard places hazards at reset;
 # the Panda maps actions to controls through the sim's state (and takes MuJoCo by default).
 # The velocity envs take the batched post-step (numpy over all worlds); the others go world by world.
-BATCHED = ("taxbench/HalfCheetahVelocity-v0", "taxbench/HopperVelocity-v0", "taxbench/Walker2dVelocity-v0",
-           "taxbench/AntVelocity-v0")
+BATCHED = (
+    "taxbench/HalfCheetahVelocity-v0",
+    "taxbench/HopperVelocity-v0",
+    "taxbench/Walker2dVelocity-v0",
+    "taxbench/AntVelocity-v0",
+)
 FALLS = ("taxbench/HopperVelocity-v0", "taxbench/Walker2dVelocity-v0")
 
 
@@ -105,8 +109,9 @@ def test_ppo_trains_on_the_sb3_adapter():
     from taxbench.policies import make_learner
 
     venv = SB3VectorEnv(SafeRobotVectorEnv.from_id("taxbench/HalfCheetahVelocity-v0", 4, max_episode_steps=64))
-    model = make_learner("ppo-lag", venv, seed=0, device="cpu", hyperparams={"n_steps": 64, "batch_size": 64,
-                                                                            "n_epochs": 1})
+    model = make_learner(
+        "ppo-lag", venv, seed=0, device="cpu", hyperparams={"n_steps": 64, "batch_size": 64, "n_epochs": 1}
+    )
     model.learn(512)
     assert model.num_timesteps == 512 and len(model.ep_info_buffer) == 8  # 4 worlds × 2 episodes of 64 steps
     assert all(ep["l"] == 64 for ep in model.ep_info_buffer)
@@ -125,16 +130,19 @@ def test_make_vec_env_batches_mujoco_envs_and_keeps_dummy_otherwise(monkeypatch)
         venv.close()
     pybullet = RunConfig(env_id="taxbench/PandaReach-v0", arm="ppo", n_envs=2, env_kwargs={"backend": "pybullet"})
     assert isinstance(make_vec_env(pybullet), DummyVecEnv)
-    assert isinstance(make_vec_env(RunConfig(env_id="taxbench/HalfCheetahVelocity-v0", arm="ppo-shield",
-                                             n_envs=2)), DummyVecEnv)  # the shield wraps each env
+    assert isinstance(
+        make_vec_env(RunConfig(env_id="taxbench/HalfCheetahVelocity-v0", arm="ppo-shield", n_envs=2)), DummyVecEnv
+    )  # the shield wraps each env
     monkeypatch.setenv("TAXBENCH_BATCHED_PHYSICS", "0")
     assert isinstance(make_vec_env(cfg), DummyVecEnv)
 
 
 def test_one_thread_two_threads_and_tuned_threads_step_identically():
-    vecs = [SafeRobotVectorEnv.from_id("taxbench/AntVelocity-v0", 4, nthread=1),
-            SafeRobotVectorEnv.from_id("taxbench/AntVelocity-v0", 4, nthread=2),
-            SafeRobotVectorEnv.from_id("taxbench/AntVelocity-v0", 4, nthread=2, tune_threads=True)]
+    vecs = [
+        SafeRobotVectorEnv.from_id("taxbench/AntVelocity-v0", 4, nthread=1),
+        SafeRobotVectorEnv.from_id("taxbench/AntVelocity-v0", 4, nthread=2),
+        SafeRobotVectorEnv.from_id("taxbench/AntVelocity-v0", 4, nthread=2, tune_threads=True),
+    ]
     assert [v.stepper.nthread for v in vecs] == [1, 2, 2]
     for vec in vecs:
         vec.reset(seed=0)
@@ -241,14 +249,31 @@ def test_bench_vector_cli_writes_json(tmp_path):
     from taxbench.experiments.cli import main
 
     out = tmp_path / "vector.json"
-    assert main(["bench", "vector", "--n-envs", "2", "4", "--world-steps", "64", "--repeats", "1",
-                 "--json", str(out)]) == 0
+    assert (
+        main(["bench", "vector", "--n-envs", "2", "4", "--world-steps", "64", "--repeats", "1", "--json", str(out)])
+        == 0
+    )
     rows = json.loads(out.read_text())["rows"]
-    assert [(r["env_id"], r["n_envs"]) for r in rows] == [(env, n) for env in ("taxbench/HalfCheetahVelocity-v0",
-                                                                               "taxbench/AntVelocity-v0")
-                                                           for n in (2, 4)]
+    assert [(r["env_id"], r["n_envs"]) for r in rows] == [
+        (env, n) for env in ("taxbench/HalfCheetahVelocity-v0", "taxbench/AntVelocity-v0") for n in (2, 4)
+    ]
     for row in rows:
         assert row["vector_steps_per_s"] > 0 and row["raw_steps_per_s"] > 0
         assert row["ratio"] == row["vector_steps_per_s"] / row["raw_steps_per_s"]
-    assert main(["bench", "vector", "--env", "taxbench/PandaReach-v0", "--n-envs", "2", "--world-steps", "8",
-                 "--repeats", "1"]) == 0  # MuJoCo Panda batches too
+    assert (
+        main(
+            [
+                "bench",
+                "vector",
+                "--env",
+                "taxbench/PandaReach-v0",
+                "--n-envs",
+                "2",
+                "--world-steps",
+                "8",
+                "--repeats",
+                "1",
+            ]
+        )
+        == 0
+    )  # MuJoCo Panda batches too

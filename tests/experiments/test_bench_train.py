@@ -9,9 +9,28 @@ import sys
 
 def test_bench_train_prints_ratios_and_writes_json(tmp_path):
     out = tmp_path / "train.json"
-    result = subprocess.run([sys.executable, "-m", "taxbench.experiments.cli", "bench", "train", "--env",
-                             "taxbench/HalfCheetahSlowZone-v0", "--steps", "512", "--repeats", "2", "--n-envs", "1",
-                             "--json", str(out)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "taxbench.experiments.cli",
+            "bench",
+            "train",
+            "--env",
+            "taxbench/HalfCheetahSlowZone-v0",
+            "--steps",
+            "512",
+            "--repeats",
+            "2",
+            "--n-envs",
+            "1",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     rows = {row["arm"]: row for row in json.loads(out.read_text())}
     assert set(rows) == {"ppo", "ppo-lag"}
@@ -24,9 +43,30 @@ def test_bench_train_prints_ratios_and_writes_json(tmp_path):
 
 def test_bench_pair_times_the_real_command_and_reports_its_tax(tmp_path):
     out = tmp_path / "pair.json"
-    result = subprocess.run([sys.executable, "-m", "taxbench.experiments.cli", "bench", "pair", "--json", str(out),
-                             "--", "--steps", "1024", "--seeds", "0", "1", "--workers", "1", "--eval-episodes", "1"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "taxbench.experiments.cli",
+            "bench",
+            "pair",
+            "--json",
+            str(out),
+            "--",
+            "--steps",
+            "1024",
+            "--seeds",
+            "0",
+            "1",
+            "--workers",
+            "1",
+            "--eval-episodes",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
     assert data["command"].startswith("taxbench pair --steps 1024") and data["wall_s"] > 0

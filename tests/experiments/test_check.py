@@ -59,8 +59,9 @@ def run_cli(*args):
     import os
 
     env = {**os.environ, **env}
-    return subprocess.run([sys.executable, "-m", "taxbench.experiments.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "taxbench.experiments.cli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_cli_exit_codes():

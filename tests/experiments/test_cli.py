@@ -17,8 +17,9 @@ RUN_FILES = ("config.json", "progress.csv", "model.zip", "episodes.csv", "events
 
 
 def taxbench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "taxbench.experiments.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "taxbench.experiments.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -36,8 +37,12 @@ def test_pair_writes_every_run_file_and_they_parse(pair_out):
     out, result = pair_out
     assert result.returncode == 0, result.stderr
     runs = sorted((out / "default" / "HalfCheetahSlowZone-v0").glob("*/seed*"))
-    assert [f"{p.parent.name}/{p.name}" for p in runs] == ["ppo-lag-d25/seed0", "ppo-lag-d25/seed1",
-                                                           "ppo-off/seed0", "ppo-off/seed1"]
+    assert [f"{p.parent.name}/{p.name}" for p in runs] == [
+        "ppo-lag-d25/seed0",
+        "ppo-lag-d25/seed1",
+        "ppo-off/seed0",
+        "ppo-off/seed1",
+    ]
     for run in runs:
         assert all((run / name).is_file() for name in RUN_FILES), run
         config = json.loads((run / "config.json").read_text())

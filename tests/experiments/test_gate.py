@@ -42,8 +42,13 @@ def policies(tmp_path_factory):
 
 def gate(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(HERE)}
-    return subprocess.run([sys.executable, "-m", "taxbench.experiments.cli", "gate", *args], capture_output=True,
-                          text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "taxbench.experiments.cli", "gate", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_safe_policy_passes_and_unsafe_fails_on_the_same_env(policies, tmp_path):
@@ -51,8 +56,16 @@ def test_safe_policy_passes_and_unsafe_fails_on_the_same_env(policies, tmp_path)
     safe = gate(str(policies["safe_run"]), *bounds, "--junit", str(tmp_path / "safe.xml"))
     assert safe.returncode == 0, safe.stdout + safe.stderr
     assert "gate PASSED" in safe.stdout
-    unsafe = gate(str(policies["unsafe_zip"]), "--env", ENV, *bounds, "--junit", str(tmp_path / "unsafe.xml"),
-                  "--json", str(tmp_path / "unsafe.json"))
+    unsafe = gate(
+        str(policies["unsafe_zip"]),
+        "--env",
+        ENV,
+        *bounds,
+        "--junit",
+        str(tmp_path / "unsafe.xml"),
+        "--json",
+        str(tmp_path / "unsafe.json"),
+    )
     assert unsafe.returncode == 1, unsafe.stdout + unsafe.stderr
     assert "gate FAILED" in unsafe.stdout
 
@@ -69,21 +82,52 @@ def test_safe_policy_passes_and_unsafe_fails_on_the_same_env(policies, tmp_path)
 
 
 def test_baseline_regression_fails_only_when_its_ci_clears_the_bound(policies, tmp_path):
-    worse = gate(str(policies["unsafe_zip"]), "--env", ENV, "--episodes", "5", "--baseline", str(policies["safe_run"]),
-                 "--max-regression", "0.1", "--json", str(tmp_path / "worse.json"))
+    worse = gate(
+        str(policies["unsafe_zip"]),
+        "--env",
+        ENV,
+        "--episodes",
+        "5",
+        "--baseline",
+        str(policies["safe_run"]),
+        "--max-regression",
+        "0.1",
+        "--json",
+        str(tmp_path / "worse.json"),
+    )
     assert worse.returncode == 1, worse.stdout + worse.stderr
     criteria = {c["name"]: c for c in json.loads((tmp_path / "worse.json").read_text())["criteria"]}
     assert criteria["violation_regression"]["passed"] is False
     assert "95% CI" in criteria["violation_regression"]["message"]
-    same = gate(str(policies["safe_zip"]), "--env", ENV, "--episodes", "5", "--baseline", str(policies["safe_run"]),
-                "--max-regression", "0.1")
+    same = gate(
+        str(policies["safe_zip"]),
+        "--env",
+        ENV,
+        "--episodes",
+        "5",
+        "--baseline",
+        str(policies["safe_run"]),
+        "--max-regression",
+        "0.1",
+    )
     assert same.returncode == 0, same.stdout + same.stderr
 
 
 def test_gate_is_deterministic_for_a_seed(policies, tmp_path):
     for name in ("a", "b"):
-        result = gate(str(policies["unsafe_zip"]), "--env", ENV, "--episodes", "3", "--seed", "7",
-                      "--max-violation-rate", "1", "--json", str(tmp_path / f"{name}.json"))
+        result = gate(
+            str(policies["unsafe_zip"]),
+            "--env",
+            ENV,
+            "--episodes",
+            "3",
+            "--seed",
+            "7",
+            "--max-violation-rate",
+            "1",
+            "--json",
+            str(tmp_path / f"{name}.json"),
+        )
         assert result.returncode == 0
     assert (tmp_path / "a.json").read_text() == (tmp_path / "b.json").read_text()
 

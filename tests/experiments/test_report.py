@@ -32,8 +32,11 @@ from taxbench.experiments.sweep_metrics import (
 )
 
 FIXTURE = Path(__file__).parent / "fixtures" / "report_runs"
-REACH = {"off": ([1, .75, 1, .5], [20, 30, 10, 40]), "mild": ([.75, .75, 1, .5], [10, 10, 5, 15]),
-         "strict": ([.5, .25, .5, .25], [0, 5, 0, 5])}
+REACH = {
+    "off": ([1, 0.75, 1, 0.5], [20, 30, 10, 40]),
+    "mild": ([0.75, 0.75, 1, 0.5], [10, 10, 5, 15]),
+    "strict": ([0.5, 0.25, 0.5, 0.25], [0, 5, 0, 5]),
+}
 VELOCITY = {"off": ([1000, 800], [100, 60]), "strict": ([600, 600], [10, 0])}
 
 
@@ -79,7 +82,10 @@ def cell(data, env, intensity):
 def test_tax_gain_and_cis_match_hand_computed_values(runs_dir):
     data = analyse(runs_dir, ReportOptions(value_per_success=100, price_per_violation=1))
     assert [(c["env"], c["intensity"], c["n_pairs"]) for c in data.cells] == [
-        ("Reach-v0", "mild", 4), ("Reach-v0", "strict", 4), ("Velocity-v0", "strict", 2)]
+        ("Reach-v0", "mild", 4),
+        ("Reach-v0", "strict", 4),
+        ("Velocity-v0", "strict", 2),
+    ]
 
     mild, strict = cell(data, "Reach-v0", "mild"), cell(data, "Reach-v0", "strict")
     assert mild["capability_unc"] == pytest.approx(0.875) and mild["capability_safe"] == pytest.approx(0.75)
@@ -146,10 +152,16 @@ def test_headline_is_the_stratified_mean_over_envs(runs_dir):
 def test_breakdown_by_task_and_constraint_type(runs_dir):
     data = analyse(runs_dir)
     rows = {(r["by"], r["group"], r["intensity"]): r for r in data.breakdown}
-    assert set(rows) == {("task", "reach", "mild"), ("task", "reach", "strict"), ("task", "velocity", "strict"),
-                         ("constraint", "force", "mild"), ("constraint", "force", "strict"),
-                         ("constraint", "separation", "mild"), ("constraint", "separation", "strict"),
-                         ("constraint", "velocity", "strict")}
+    assert set(rows) == {
+        ("task", "reach", "mild"),
+        ("task", "reach", "strict"),
+        ("task", "velocity", "strict"),
+        ("constraint", "force", "mild"),
+        ("constraint", "force", "strict"),
+        ("constraint", "separation", "mild"),
+        ("constraint", "separation", "strict"),
+        ("constraint", "velocity", "strict"),
+    }
     assert rows[("task", "reach", "strict")]["tax"] == pytest.approx(0.5 / 0.875)
     assert rows[("constraint", "force", "strict")]["tax"] == pytest.approx(0.5 / 0.875)
     assert rows[("constraint", "velocity", "strict")]["tax"] == pytest.approx(1 / 3)
@@ -158,14 +170,22 @@ def test_breakdown_by_task_and_constraint_type(runs_dir):
 
 def test_pareto_front_membership(runs_dir):
     data = analyse(runs_dir)
-    on = {(r["env"], r["arm"], r["intensity"], r["seed"]): (r["pareto_arm"], r["pareto_env"])
-          for r in data.runs if r["state"] == "done"}
+    on = {
+        (r["env"], r["arm"], r["intensity"], r["seed"]): (r["pareto_arm"], r["pareto_env"])
+        for r in data.runs
+        if r["state"] == "done"
+    }
     arm_front = {k for k, v in on.items() if v[0]}
     env_front = {k for k, v in on.items() if v[1]}
-    assert arm_front == {("Reach-v0", "ppo", "off", 2), ("Reach-v0", "ppo-lag", "mild", 2),
-                         ("Reach-v0", "ppo-lag", "strict", 0), ("Reach-v0", "ppo-lag", "strict", 2),
-                         ("Velocity-v0", "ppo", "off", 0), ("Velocity-v0", "ppo", "off", 1),
-                         ("Velocity-v0", "ppo-lag", "strict", 1)}
+    assert arm_front == {
+        ("Reach-v0", "ppo", "off", 2),
+        ("Reach-v0", "ppo-lag", "mild", 2),
+        ("Reach-v0", "ppo-lag", "strict", 0),
+        ("Reach-v0", "ppo-lag", "strict", 2),
+        ("Velocity-v0", "ppo", "off", 0),
+        ("Velocity-v0", "ppo", "off", 1),
+        ("Velocity-v0", "ppo-lag", "strict", 1),
+    }
     # over all runs of Reach, the ppo run at (1.0, 0.1) is beaten by mild seed 2 at (1.0, 0.05)
     assert env_front == arm_front - {("Reach-v0", "ppo", "off", 2)}
 
@@ -192,8 +212,10 @@ def test_plain_words_note_wherever_a_ci_includes_zero(runs_dir):
 def test_report_files_from_the_real_cli(runs_dir, capsys):
     from taxbench.experiments.cli import main
 
-    assert main(["report", str(runs_dir), "--value-per-success", "100", "--price-per-violation", "1",
-                 "--n-boot", "2000"]) == 0
+    assert (
+        main(["report", str(runs_dir), "--value-per-success", "100", "--price-per-violation", "1", "--n-boot", "2000"])
+        == 0
+    )
     stdout = capsys.readouterr().out.replace("\n", " ")
     assert "left out of the statistics" in stdout and "seed2 (failed)" in stdout
     for name in ("summary.csv", "tax.csv", "headline.csv", "breakdown.csv", "report.md", "report.html"):
@@ -260,5 +282,6 @@ def test_iqm_ci_agrees_with_rliable():
     ours = iqm_estimate(scores[:, 0], n_boot=20_000)
     point, cis = rliable.get_interval_estimates({"arm": scores}, lambda x: np.array([metrics.iqm(x)]), reps=20_000)
     assert ours.point == pytest.approx(point["arm"][0])
-    assert ours.low == pytest.approx(cis["arm"][0, 0], abs=0.02) and ours.high == pytest.approx(cis["arm"][1, 0],
-                                                                                              abs=0.02)
+    assert ours.low == pytest.approx(cis["arm"][0, 0], abs=0.02) and ours.high == pytest.approx(
+        cis["arm"][1, 0], abs=0.02
+    )

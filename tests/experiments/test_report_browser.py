@@ -18,8 +18,16 @@ from taxbench.experiments.report import ReportOptions, build_report
 
 FIXTURE = Path(__file__).parent / "fixtures" / "report_runs"
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--remote-debugging-port=0")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--remote-debugging-port=0",
+)
 
 PROBE = """JSON.stringify({
   selfcheck: document.documentElement.getAttribute('data-selfcheck'),
@@ -84,8 +92,11 @@ def chromium(tmp_path):
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (apt-get install -y chromium); the browser check needs it")
     profile = tmp_path / "profile"
-    proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + 60
@@ -109,8 +120,9 @@ def chromium(tmp_path):
 
 def test_report_html_renders_every_table_and_figure_without_console_errors(tmp_path, chromium):
     shutil.copytree(FIXTURE, tmp_path / "runs")
-    data, paths = build_report(tmp_path / "runs" / "fixture", ReportOptions(value_per_success=100,
-                                                                             price_per_violation=1, n_boot=2000))
+    data, paths = build_report(
+        tmp_path / "runs" / "fixture", ReportOptions(value_per_success=100, price_per_violation=1, n_boot=2000)
+    )
     html = paths["report.html"]
     assert "http://" not in html.read_text() and "https://" not in html.read_text()  # self-contained
     check_page(chromium, html, data)
@@ -131,8 +143,14 @@ def check_page(chromium, html, data):
 
     assert page["selfcheck"] == "ok"
     figures = {img["figure"] for img in page["images"]}
-    assert figures == {"fig-dose_response", "fig-pareto", "fig-tax_by_task", "fig-tax_by_constraint",
-                       "fig-learning_curves", "fig-break_even"}
+    assert figures == {
+        "fig-dose_response",
+        "fig-pareto",
+        "fig-tax_by_task",
+        "fig-tax_by_constraint",
+        "fig-learning_curves",
+        "fig-break_even",
+    }
     for img in page["images"]:
         assert img["complete"] and img["natural"] > 100 and img["w"] > 100 and img["h"] > 50, img
     tables = {t["id"]: t for t in page["tables"]}

@@ -29,11 +29,21 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("rollout_runs")
     folders = {}
     for arm in ("ppo", "ppo-lag"):
-        cfg = RunConfig(env_id="taxbench/HalfCheetahSlowZone-v0", arm=arm, intensity="off" if arm == "ppo" else "d5",
-                        cost_limit=5.0, seed=0, steps=256, n_envs=1, device="cpu",
-                        hyperparams={"n_steps": 128, "batch_size": 64, "n_epochs": 1},
-                        env_kwargs={"velocity_limit": 0.05, "max_episode_steps": EPISODE_STEPS},
-                        eval_episodes=2, eval_seed=7, checkpoint_every=10_000)
+        cfg = RunConfig(
+            env_id="taxbench/HalfCheetahSlowZone-v0",
+            arm=arm,
+            intensity="off" if arm == "ppo" else "d5",
+            cost_limit=5.0,
+            seed=0,
+            steps=256,
+            n_envs=1,
+            device="cpu",
+            hyperparams={"n_steps": 128, "batch_size": 64, "n_epochs": 1},
+            env_kwargs={"velocity_limit": 0.05, "max_episode_steps": EPISODE_STEPS},
+            eval_episodes=2,
+            eval_seed=7,
+            checkpoint_every=10_000,
+        )
         folders[arm] = root / arm
         train_run(cfg, folders[arm], progress=False)
     return folders
@@ -97,8 +107,8 @@ def test_hud_region_differs_between_violating_and_safe_step(recorded):
     changed = np.abs(with_violation - without).sum(axis=2) > 0
     w = border_width(raw.shape)
     assert changed[:w].all() and changed[-w:].all() and changed[:, :w].all() and changed[:, -w:].all()
-    assert changed[w:SIZE // 2, w:-w].any(), "the HUD's violation line should differ"
-    assert not changed[SIZE // 2:-w, w:-w].any(), "the scene below the HUD must not change"
+    assert changed[w : SIZE // 2, w:-w].any(), "the HUD's violation line should differ"
+    assert not changed[SIZE // 2 : -w, w:-w].any(), "the scene below the HUD must not change"
 
 
 def test_hud_shows_lambda_for_the_constrained_run(runs):
@@ -116,8 +126,17 @@ def test_hud_shows_lambda_for_the_constrained_run(runs):
 
 def test_side_by_side_video_is_twice_as_wide_on_the_same_seeds(runs, tmp_path):
     out = tmp_path / "pair.mp4"
-    result = make_rollout(runs["ppo"], compare=runs["ppo-lag"], episodes=1, width=SIZE, height=SIZE, out=out,
-                          clips=False, sheet=False, progress=False)
+    result = make_rollout(
+        runs["ppo"],
+        compare=runs["ppo-lag"],
+        episodes=1,
+        width=SIZE,
+        height=SIZE,
+        out=out,
+        clips=False,
+        sheet=False,
+        progress=False,
+    )
     video = read_video(out)
     assert video.shape == (EPISODE_STEPS + 1, SIZE, 2 * SIZE, 3)
     assert result["parts"][0].seed == 7
@@ -151,7 +170,7 @@ def test_each_clip_is_cut_around_its_events(single, recorded, runs):
         frames = read_video(clip["path"])
         assert len(frames) == clip["frames"]
         start = clip["start_frame"]
-        flags = _violating(episodes[clip["episode"]])[start:start + len(frames)]
+        flags = _violating(episodes[clip["episode"]])[start : start + len(frames)]
         redness = np.array([border_redness(f) for f in frames])
         assert np.array_equal(redness > 0.5, flags), "the clip shows another stretch of the episode"
         for event in clip["events"]:
@@ -179,8 +198,25 @@ def test_cli_rollout_gif_and_bad_input(runs, tmp_path, capsys):
     from taxbench.experiments.cli import main
 
     out = tmp_path / "short.gif"
-    code = main(["rollout", str(runs["ppo-lag"]), "--episodes", "1", "--max-steps", "10", "--width", "64",
-                 "--height", "48", "--out", str(out), "--no-clips", "--no-sheet", "--no-progress"])
+    code = main(
+        [
+            "rollout",
+            str(runs["ppo-lag"]),
+            "--episodes",
+            "1",
+            "--max-steps",
+            "10",
+            "--width",
+            "64",
+            "--height",
+            "48",
+            "--out",
+            str(out),
+            "--no-clips",
+            "--no-sheet",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     video = read_video(out)
     assert video.shape[1:] == (48, 64, 3) and 1 <= len(video) <= 11
@@ -244,8 +280,27 @@ def test_bench_render_cli_writes_json(tmp_path):
     from taxbench.experiments.cli import main
 
     out = tmp_path / "render.json"
-    assert main(["bench", "render", "--env", "taxbench/PandaReach-v0", "--width", "64", "--height", "48",
-                 "--frames", "2", "--repeats", "1", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "render",
+                "--env",
+                "taxbench/PandaReach-v0",
+                "--width",
+                "64",
+                "--height",
+                "48",
+                "--frames",
+                "2",
+                "--repeats",
+                "1",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = json.loads(out.read_text())["rows"]
     assert {r["backend"] for r in rows} == {"mujoco", "pybullet"}
     assert all(r["render_fps"] > 0 and r["mean_pixel_std"] > 0 for r in rows)

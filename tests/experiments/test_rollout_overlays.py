@@ -30,8 +30,15 @@ def _make_force_env(render_mode=None, width=96, height=96, camera=None):
 
     robot = ROBOTS["half_cheetah"]()
     term = _LargestContactForce("contact_force", 5.0, "N", "test", "force")
-    return SafeRobotEnv(robot, RunForward(robot, V5_WEIGHTS["half_cheetah"]), (term,), render_mode=render_mode,
-                        width=width, height=height, camera=camera)
+    return SafeRobotEnv(
+        robot,
+        RunForward(robot, V5_WEIGHTS["half_cheetah"]),
+        (term,),
+        render_mode=render_mode,
+        width=width,
+        height=height,
+        camera=camera,
+    )
 
 
 if FORCE_ENV not in gym.registry:
@@ -98,8 +105,13 @@ def test_pybullet_arrows_are_projected_into_the_tiny_renderer_image():
     from taxbench.envs.core.sim import CameraSpec
     from taxbench.envs.sim.pybullet_sim import PyBulletSim
 
-    sim = PyBulletSim(Path(pybullet_data.getDataPath()) / "franka_panda" / "panda.urdf", timestep=1 / 240, substeps=1,
-                      velocity_joints=["panda_joint1"], cameras=[CameraSpec("front", (1.5, 0.0, 1.0), (0.3, 0, 0.4))])
+    sim = PyBulletSim(
+        Path(pybullet_data.getDataPath()) / "franka_panda" / "panda.urdf",
+        timestep=1 / 240,
+        substeps=1,
+        velocity_joints=["panda_joint1"],
+        cameras=[CameraSpec("front", (1.5, 0.0, 1.0), (0.3, 0, 0.4))],
+    )
     try:
         plain = sim.render(96, 96)
         sim.draw_arrows([(np.array([0.3, 0.0, 0.3]), np.array([0.0, 0.0, 0.3]), (1.0, 0.0, 0.0, 1.0))])

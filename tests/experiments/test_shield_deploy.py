@@ -19,17 +19,27 @@ ENV = "taxbench/HalfCheetahSlowZone-v0"
 @pytest.fixture(scope="module")
 def ppo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("shield")
-    cfg = RunConfig(env_id=ENV, env_kwargs={"velocity_limit": 0.3}, arm="ppo", seed=0, steps=256, n_envs=1,
-                    device="cpu", hyperparams={"n_steps": 256, "batch_size": 64, "n_epochs": 1}, eval_episodes=2,
-                    experiment="exp")
+    cfg = RunConfig(
+        env_id=ENV,
+        env_kwargs={"velocity_limit": 0.3},
+        arm="ppo",
+        seed=0,
+        steps=256,
+        n_envs=1,
+        device="cpu",
+        hyperparams={"n_steps": 256, "batch_size": 64, "n_epochs": 1},
+        eval_episodes=2,
+        experiment="exp",
+    )
     directory = run_dir(out, "exp", ENV, "ppo", "off", 0)
     train_run(cfg, directory, progress=False)
     return out, directory
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "taxbench.experiments.cli", *args], capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "taxbench.experiments.cli", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_shield_deploys_on_the_same_episodes_and_the_report_pairs_it(ppo_run):

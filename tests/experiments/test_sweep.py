@@ -25,21 +25,40 @@ TINY = {"n_steps": 64, "batch_size": 64, "n_epochs": 1}
 
 
 def tiny_spec(out: Path, **overrides) -> SweepSpec:
-    fields = {"envs": (ENV,), "arms": ("ppo-lag",), "intensities": ("off", "strict"), "seeds": (0, 1), "steps": 128,
-              "experiment": "tiny", "out": out, "n_envs": 1, "hyperparams": dict(TINY), "env_kwargs": ENV_KWARGS,
-              "device": "cpu", "eval_episodes": 2, "checkpoint_every": 64}
+    fields = {
+        "envs": (ENV,),
+        "arms": ("ppo-lag",),
+        "intensities": ("off", "strict"),
+        "seeds": (0, 1),
+        "steps": 128,
+        "experiment": "tiny",
+        "out": out,
+        "n_envs": 1,
+        "hyperparams": dict(TINY),
+        "env_kwargs": ENV_KWARGS,
+        "device": "cpu",
+        "eval_episodes": 2,
+        "checkpoint_every": 64,
+    }
     fields.update(overrides)
     return SweepSpec(**fields).validate()
 
 
 def test_grid_includes_the_baseline_and_maps_each_intensity_to_a_cost_limit(tmp_path):
     spec = tiny_spec(tmp_path, arms=("ppo-lag",), intensities=("mild", "moderate", "strict", "d10"), seeds=(3,))
-    assert spec.cells() == [(ENV, "ppo", "off"), (ENV, "ppo-lag", "mild"), (ENV, "ppo-lag", "moderate"),
-                            (ENV, "ppo-lag", "strict"), (ENV, "ppo-lag", "d10")]
+    assert spec.cells() == [
+        (ENV, "ppo", "off"),
+        (ENV, "ppo-lag", "mild"),
+        (ENV, "ppo-lag", "moderate"),
+        (ENV, "ppo-lag", "strict"),
+        (ENV, "ppo-lag", "d10"),
+    ]
     jobs = sweep_jobs(spec)
     assert [j.cfg.cost_limit for j in jobs[1:]] == [50.0, 25.0, 5.0, 10.0]  # 2×, 1×, 0.2× the default 25; d10
     assert [j.directory.relative_to(tmp_path).as_posix() for j in jobs[:2]] == [
-        "tiny/HalfCheetahVelocity-v0/ppo-off/seed3", "tiny/HalfCheetahVelocity-v0/ppo-lag-mild/seed3"]
+        "tiny/HalfCheetahVelocity-v0/ppo-off/seed3",
+        "tiny/HalfCheetahVelocity-v0/ppo-lag-mild/seed3",
+    ]
     assert all(j.cfg.hyperparams["n_steps"] == 64 and "policy_kwargs" in j.cfg.hyperparams for j in jobs)  # preset kept
     assert len({j.label for j in jobs}) == len(jobs)
     assert intensity_overrides(ENV, "ppo", "off") == {}
@@ -84,8 +103,13 @@ def test_ray_backend_writes_the_same_summary_as_the_local_pool(tmp_path):
     local = run_sweep(tiny_spec(tmp_path / "local", seeds=(0,)), workers=2, progress=False)
     assert all(r.summary for r in local), [r.error for r in local]
     assert not ray.is_initialized()
-    remote = run_sweep(tiny_spec(tmp_path / "ray", seeds=(0,)), workers=2, backend="ray", progress=False,
-                       ray_init_kwargs={"num_cpus": 2})
+    remote = run_sweep(
+        tiny_spec(tmp_path / "ray", seeds=(0,)),
+        workers=2,
+        backend="ray",
+        progress=False,
+        ray_init_kwargs={"num_cpus": 2},
+    )
     assert all(r.summary for r in remote), [r.error for r in remote]
     assert not ray.is_initialized()  # the instance started for the sweep is shut down
     expected = _summary(tmp_path / "local" / "tiny")
@@ -102,11 +126,38 @@ def _progress(folder: Path) -> list[dict]:
 
 def test_killed_run_is_completed_by_the_rerun_with_nothing_lost_or_duplicated(tmp_path, capsys):
     out = tmp_path / "runs"
-    args = ["sweep", "--envs", ENV, "--arms", "ppo-lag", "--intensities", "off", "strict", "--seeds", "1", "--steps",
-            "1024", "--workers", "2", "--n-envs", "1", "--eval-episodes", "2", "--checkpoint-every", "64", "--device",
-            "cpu", "--out", str(out), "--experiment", "kill", "--no-report", "--no-progress",
-            *(f"--hyperparam={k}={v}" for k, v in TINY.items()),
-            *(f"--env-kwarg={k}={v}" for k, v in ENV_KWARGS.items())]
+    args = [
+        "sweep",
+        "--envs",
+        ENV,
+        "--arms",
+        "ppo-lag",
+        "--intensities",
+        "off",
+        "strict",
+        "--seeds",
+        "1",
+        "--steps",
+        "1024",
+        "--workers",
+        "2",
+        "--n-envs",
+        "1",
+        "--eval-episodes",
+        "2",
+        "--checkpoint-every",
+        "64",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--experiment",
+        "kill",
+        "--no-report",
+        "--no-progress",
+        *(f"--hyperparam={k}={v}" for k, v in TINY.items()),
+        *(f"--env-kwarg={k}={v}" for k, v in ENV_KWARGS.items()),
+    ]
     folder = out / "kill" / "HalfCheetahVelocity-v0" / "ppo-lag-strict" / "seed0"
     victim: list[int] = []
 

@@ -17,8 +17,9 @@ TINY = ["--env", ENV, "--steps", "512", "--n-envs", "1", "--eval-episodes", "1",
 
 
 def taxbench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "taxbench.experiments.cli", *args], capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "taxbench.experiments.cli", *args], capture_output=True, text=True, timeout=600
+    )
 
 
 def _config(run: Path) -> dict:
@@ -32,8 +33,20 @@ def _status(run: Path) -> str:
 @pytest.fixture(scope="module")
 def penalty_pair(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pair")
-    result = taxbench("pair", *TINY, "--safe-arm", "ppo-penalty", "--intensity", "strict", "--seeds", "0",
-                      "--workers", "1", "--out", str(out))
+    result = taxbench(
+        "pair",
+        *TINY,
+        "--safe-arm",
+        "ppo-penalty",
+        "--intensity",
+        "strict",
+        "--seeds",
+        "0",
+        "--workers",
+        "1",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     assert "ppo-penalty (constrained)" in result.stdout
     return out / "default"
@@ -51,15 +64,23 @@ def test_pair_with_penalty_arm_and_named_intensity(penalty_pair):
 
 def test_curves_figure_from_run_folders(penalty_pair, tmp_path):
     figure = tmp_path / "figs" / "curves.png"
-    result = subprocess.run([sys.executable, "-m", "taxbench.experiments.curves", str(penalty_pair), "--out",
-                             str(figure)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "taxbench.experiments.curves", str(penalty_pair), "--out", str(figure)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     from PIL import Image
 
     pixels = np.asarray(Image.open(figure).convert("L"), dtype=float)
     assert pixels.shape[0] > 300 and pixels.std() > 5  # a drawn figure, not a blank canvas
-    empty = subprocess.run([sys.executable, "-m", "taxbench.experiments.curves", str(tmp_path / "none")],
-                           capture_output=True, text=True, timeout=300)
+    empty = subprocess.run(
+        [sys.executable, "-m", "taxbench.experiments.curves", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert empty.returncode == 2 and "no progress.csv" in empty.stderr
 
 
@@ -74,8 +95,20 @@ def test_train_shield_arm_evaluates_through_the_shield(tmp_path):
 
 
 def test_train_pid_lagrangian_logs_lambda(tmp_path):
-    result = taxbench("train", *TINY, "--arm", "ppo-lag", "--lagrange", "pid", "--intensity", "moderate",
-                      "--steps", "1024", "--out", str(tmp_path))
+    result = taxbench(
+        "train",
+        *TINY,
+        "--arm",
+        "ppo-lag",
+        "--lagrange",
+        "pid",
+        "--intensity",
+        "moderate",
+        "--steps",
+        "1024",
+        "--out",
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     run = tmp_path / "default" / "HalfCheetahSlowZone-v0" / "ppo-lag-moderate-pid" / "seed0"
     cfg = _config(run)
@@ -86,15 +119,17 @@ def test_train_pid_lagrangian_logs_lambda(tmp_path):
 
 
 def test_train_sac_lag(tmp_path):
-    result = taxbench("train", *TINY, "--arm", "sac-lag", "--intensity", "mild", "--device", "cpu",
-                      "--out", str(tmp_path))
+    result = taxbench(
+        "train", *TINY, "--arm", "sac-lag", "--intensity", "mild", "--device", "cpu", "--out", str(tmp_path)
+    )
     assert result.returncode == 0, result.stderr
     run = tmp_path / "default" / "HalfCheetahSlowZone-v0" / "sac-lag-mild" / "seed0"
     assert _status(run) == "done" and _config(run)["cost_limit"] == 50.0
 
 
-@pytest.mark.parametrize("args", [["--arm", "td3"], ["--arm", "ppo-lag", "--intensity", "extreme"],
-                                  ["--lagrange", "bang"]])
+@pytest.mark.parametrize(
+    "args", [["--arm", "td3"], ["--arm", "ppo-lag", "--intensity", "extreme"], ["--lagrange", "bang"]]
+)
 def test_bad_arm_and_intensity_refused(tmp_path, args, capsys):
     from taxbench.experiments.cli import main
 

@@ -13,10 +13,22 @@ from taxbench.policies import SafetyMetricsCallback, make_learner
 
 COST_LIMIT = 25.0
 J_STAR, V_STAR, LAMBDA_STAR = overspeed_optimum(OverspeedPointEnv(), COST_LIMIT)
-PPO_HP = {"n_steps": 256, "batch_size": 256, "n_epochs": 10, "learning_rate": 1e-3,
-          "policy_kwargs": {"log_std_init": -1.0}}
-SAC_HP = {"learning_starts": 500, "batch_size": 128, "policy_kwargs": {"net_arch": [64, 64]}, "train_freq": 50,
-          "gradient_steps": 50, "lagrange_interval": 500, "lagrange_lr": 0.01}
+PPO_HP = {
+    "n_steps": 256,
+    "batch_size": 256,
+    "n_epochs": 10,
+    "learning_rate": 1e-3,
+    "policy_kwargs": {"log_std_init": -1.0},
+}
+SAC_HP = {
+    "learning_starts": 500,
+    "batch_size": 128,
+    "policy_kwargs": {"net_arch": [64, 64]},
+    "train_freq": 50,
+    "gradient_steps": 50,
+    "lagrange_interval": 500,
+    "lagrange_lr": 0.01,
+}
 
 
 def test_closed_form():

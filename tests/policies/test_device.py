@@ -18,8 +18,9 @@ def test_auto_resolves_to_what_is_present():
 @pytest.mark.parametrize("arm", ["ppo", "ppo-lag", "sac-lag"])
 def test_training_on_cuda_keeps_every_network_on_the_gpu(arm):
     env = gym.make("taxbench/HalfCheetahSlowZone-v0")
-    hyperparams = {"learning_starts": 64, "batch_size": 32} if arm.startswith("sac") else {"n_steps": 128,
-                                                                                            "batch_size": 64}
+    hyperparams = (
+        {"learning_starts": 64, "batch_size": 32} if arm.startswith("sac") else {"n_steps": 128, "batch_size": 64}
+    )
     model = make_learner(arm, env, seed=0, device="cuda", hyperparams=hyperparams)
     model.learn(256)
     assert all(p.device.type == "cuda" for p in model.policy.parameters())

@@ -22,8 +22,14 @@ from taxbench.policies import (
 )
 
 PPO_HP = {"n_steps": 64, "batch_size": 32, "n_epochs": 2}
-SAC_HP = {"learning_starts": 32, "batch_size": 32, "policy_kwargs": {"net_arch": [16, 16]}, "train_freq": 16,
-          "gradient_steps": 4, "lagrange_interval": 50}
+SAC_HP = {
+    "learning_starts": 32,
+    "batch_size": 32,
+    "policy_kwargs": {"net_arch": [16, 16]},
+    "train_freq": 16,
+    "gradient_steps": 4,
+    "lagrange_interval": 50,
+}
 OBS = np.linspace(0, 1, 7, dtype=np.float32).reshape(-1, 1)
 
 
@@ -55,8 +61,13 @@ def test_penalty_subtracts_beta_cost():
 
 
 def test_sac_lag_pinned_zero_is_sac_bit_for_bit():
-    sac = SAC("MlpPolicy", OverspeedPointEnv(), seed=2, device="cpu",
-              **{k: v for k, v in SAC_HP.items() if k != "lagrange_interval"})
+    sac = SAC(
+        "MlpPolicy",
+        OverspeedPointEnv(),
+        seed=2,
+        device="cpu",
+        **{k: v for k, v in SAC_HP.items() if k != "lagrange_interval"},
+    )
     sac.learn(200)
     lag = SACLagrangian("MlpPolicy", OverspeedPointEnv(), seed=2, device="cpu", lagrange_pinned=True, **SAC_HP)
     lag.learn(200)
@@ -91,8 +102,14 @@ def test_each_arm_keeps_only_its_safety_kwargs():
 
 
 def test_pid_ppo_lag_round_trip(tmp_path):
-    model = make_learner("ppo-lag", OverspeedPointEnv(), seed=0, device="cpu", cost_limit=0.0,
-                         hyperparams={**PPO_HP, "lagrange_method": "pid"})
+    model = make_learner(
+        "ppo-lag",
+        OverspeedPointEnv(),
+        seed=0,
+        device="cpu",
+        cost_limit=0.0,
+        hyperparams={**PPO_HP, "lagrange_method": "pid"},
+    )
     model.learn(256)
     model.save(tmp_path / "pid.zip")
     loaded = load_learner(tmp_path / "pid.zip", device="cpu")

@@ -48,8 +48,9 @@ def test_filtered_command_keeps_speed_and_keepout(position, velocity, dt, cap, s
 @given(velocity=st.tuples(*[st.floats(-1.0, 1.0, allow_nan=False)] * 3).map(np.array))
 def test_safe_commands_pass_unchanged(velocity):
     # far from a small box and under the cap: the filter is the identity
-    out = filter_tcp_velocity(np.zeros(3), velocity * 0.1, 0.04, 0.25, np.array([[5.0, 5.0, 5.0]]),
-                              np.full((1, 3), 0.1), 0.3)
+    out = filter_tcp_velocity(
+        np.zeros(3), velocity * 0.1, 0.04, 0.25, np.array([[5.0, 5.0, 5.0]]), np.full((1, 3), 0.1), 0.3
+    )
     np.testing.assert_array_equal(out, velocity * 0.1)
 
 

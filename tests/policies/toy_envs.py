@@ -85,9 +85,7 @@ class OverspeedPointEnv(gym.Env):
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
 
-    def __init__(
-        self, speed_limit: float = 1.0, max_speed: float = 3.0, kappa: float = 2.0, horizon: int = 50
-    ) -> None:
+    def __init__(self, speed_limit: float = 1.0, max_speed: float = 3.0, kappa: float = 2.0, horizon: int = 50) -> None:
         self.speed_limit, self.max_speed, self.kappa, self.horizon = speed_limit, max_speed, kappa, horizon
         self.observation_space = spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)

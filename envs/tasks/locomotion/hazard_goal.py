@@ -75,8 +75,9 @@ class HazardGoal:
     def markers(self) -> Sequence[Marker]:
         """A flat disc for the goal and one per hazard zone."""
         goal = Marker("goal", "cylinder", (self.goal_radius, 0.005), _GOAL_RGBA)
-        hazards = [Marker(f"hazard{i}", "cylinder", (self.zones.radius, 0.01), _HAZARD_RGBA)
-                   for i in range(self.n_hazards)]
+        hazards = [
+            Marker(f"hazard{i}", "cylinder", (self.zones.radius, 0.01), _HAZARD_RGBA) for i in range(self.n_hazards)
+        ]
         return [goal, *hazards]
 
     def observation_size(self) -> int:
@@ -116,8 +117,11 @@ class HazardGoal:
         progress = self._distance - distance
         self._distance = distance
         arrived = distance < self.goal_radius
-        return {"progress": self.progress_weight * progress, "goal": self.goal_bonus * float(arrived),
-                **locomotion_rewards(ctx, self.weights, self.robot)}
+        return {
+            "progress": self.progress_weight * progress,
+            "goal": self.goal_bonus * float(arrived),
+            **locomotion_rewards(ctx, self.weights, self.robot),
+        }
 
     def is_success(self, sim: Sim, robot: LeggedRobot) -> bool:
         """The root is within ``goal_radius`` of the goal."""

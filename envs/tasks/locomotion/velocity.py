@@ -45,8 +45,9 @@ V5_WEIGHTS = {
 }
 
 
-def locomotion_rewards(ctx: StepContext, weights: LocomotionWeights, robot: LeggedRobot,
-                       terms: dict[str, float] | None = None) -> dict[str, float]:
+def locomotion_rewards(
+    ctx: StepContext, weights: LocomotionWeights, robot: LeggedRobot, terms: dict[str, float] | None = None
+) -> dict[str, float]:
     """Control, healthy and contact terms shared by every locomotion task, added to ``terms`` (a new dict if None).
 
     The task's own terms go first in ``terms``: the reward is summed in dict order. ``np.add.reduce`` is
@@ -62,8 +63,9 @@ def locomotion_rewards(ctx: StepContext, weights: LocomotionWeights, robot: Legg
     return terms
 
 
-def locomotion_rewards_batch(ctx: BatchContext, weights: LocomotionWeights, robot: LeggedRobot,
-                             terms: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def locomotion_rewards_batch(
+    ctx: BatchContext, weights: LocomotionWeights, robot: LeggedRobot, terms: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """:func:`locomotion_rewards` of ``N`` worlds, each term an array (N,); added to ``terms`` after the task's own."""
     terms["ctrl"] = -weights.ctrl * np.add.reduce(np.square(ctx.action), axis=1)
     if weights.healthy:

@@ -47,8 +47,9 @@ def _common_terms(tcp_speed_limit: float | None, joint_limit_margin: float | Non
 
 def _panda_env(task: Any, terms: tuple[CostTerm, ...], max_tcp_speed: float, **env_kwargs: Any) -> SafeRobotEnv:
     """The Panda on the table with the task's bodies, its fixed cameras, and the selected cost terms."""
-    robot = PandaRobot(bodies=(TABLE, *task.bodies()), cameras=CAMERAS,
-                       max_tcp_speed=_positive("max_tcp_speed", max_tcp_speed))
+    robot = PandaRobot(
+        bodies=(TABLE, *task.bodies()), cameras=CAMERAS, max_tcp_speed=_positive("max_tcp_speed", max_tcp_speed)
+    )
     return SafeRobotEnv(robot, task, terms, **env_kwargs)
 
 
@@ -103,25 +104,47 @@ def make_panda_reach_env(
         camera: ``overview`` or ``top``.
     """
     factor, factor_source = _user(th.TRANSIENT_FACTOR, transient_factor, "transient_factor")
-    limits = {"hand": hand_force_limit, "forearm": forearm_force_limit, "upper_arm": upper_arm_force_limit,
-              "chest": chest_force_limit}
+    limits = {
+        "hand": hand_force_limit,
+        "forearm": forearm_force_limit,
+        "upper_arm": upper_arm_force_limit,
+        "chest": chest_force_limit,
+    }
     terms = _common_terms(tcp_speed_limit, joint_limit_margin)
     v_h = _user(th.HUMAN_SPEED, human_speed, "human_speed")[0]
     t_r = _user(th.SSM_REACTION_TIME, reaction_time, "reaction_time")[0]
     t_s = _user(th.SSM_STOPPING_TIME, stopping_time, "stopping_time")[0]
     separation = SeparationCost(
-        "separation", 0.0, "m", f"{th.HUMAN_SPEED.source}; T_r, T_s: taxbench assumptions", "separation",
-        parts=PERSON, human_speed=v_h, reaction_time=t_r, stopping_time=t_s, intrusion_distance=intrusion_distance)
+        "separation",
+        0.0,
+        "m",
+        f"{th.HUMAN_SPEED.source}; T_r, T_s: taxbench assumptions",
+        "separation",
+        parts=PERSON,
+        human_speed=v_h,
+        reaction_time=t_r,
+        stopping_time=t_s,
+        intrusion_distance=intrusion_distance,
+    )
     terms.insert(1, separation)
     for region, bodies in PERSON_REGIONS.items():
         limit, source = _user(th.REGION_FORCE_LIMITS[region], limits[region], _FORCE_KWARGS[region])
         if transient_factor is not None:
             source = f"{source}; transient ×{factor:g} ({factor_source})"
-        terms.insert(-1, RegionForceCost(f"force_{region}", limit, "N", source, "force", bodies=bodies,
-                                         transient_factor=factor))
+        terms.insert(
+            -1, RegionForceCost(f"force_{region}", limit, "N", source, "force", bodies=bodies, transient_factor=factor)
+        )
     task = PandaReach(keepout_distance=separation.protective_distance(0.0))
-    return _panda_env(task, select_terms(terms, cost_terms, cost_mode), max_tcp_speed, backend=backend,
-                      render_mode=render_mode, width=width, height=height, camera=camera)
+    return _panda_env(
+        task,
+        select_terms(terms, cost_terms, cost_mode),
+        max_tcp_speed,
+        backend=backend,
+        render_mode=render_mode,
+        width=width,
+        height=height,
+        camera=camera,
+    )
 
 
 def make_panda_push_env(
@@ -160,5 +183,13 @@ def make_panda_push_env(
     task = PandaPush()
     terms = _common_terms(tcp_speed_limit, joint_limit_margin)
     terms.insert(1, ObjectForceCost("fragile_force", force, "N", force_source, "force", bodies=(task.fragile.name,)))
-    return _panda_env(task, select_terms(terms, cost_terms, cost_mode), max_tcp_speed, backend=backend,
-                      render_mode=render_mode, width=width, height=height, camera=camera)
+    return _panda_env(
+        task,
+        select_terms(terms, cost_terms, cost_mode),
+        max_tcp_speed,
+        backend=backend,
+        render_mode=render_mode,
+        width=width,
+        height=height,
+        camera=camera,
+    )

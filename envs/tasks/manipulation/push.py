@@ -34,8 +34,9 @@ class PandaPush:
     name = "push"
     kind = "push"
     reward_terms = ("block_distance", "reach")
-    block = BodySpec("block", "box", (BLOCK_HALF,) * 3, (0.5, -0.15, BLOCK_HALF), rgba=(0.9, 0.6, 0.1, 1.0),
-                     mass=0.2, friction=0.5)
+    block = BodySpec(
+        "block", "box", (BLOCK_HALF,) * 3, (0.5, -0.15, BLOCK_HALF), rgba=(0.9, 0.6, 0.1, 1.0), mass=0.2, friction=0.5
+    )
     fragile = BodySpec("fragile_glass", "cylinder", (0.035, 0.06), (0.52, 0.26, 0.06), rgba=(0.6, 0.85, 1.0, 1.0))
     block_low, block_high = np.array([0.42, -0.2]), np.array([0.6, -0.1])
     target_low, target_high = np.array([0.45, 0.05]), np.array([0.6, 0.14])
@@ -68,14 +69,24 @@ class PandaPush:
     def observation(self, sim: Sim, robot: PandaRobot) -> np.ndarray:
         """Block state, target and glass positions, m and m/s."""
         block, tcp = sim.body_position(self.block.name), robot.root_position(sim)
-        return np.concatenate([block, sim.body_velocity(self.block.name), self.target, block - tcp,
-                               self.target - block, sim.body_position(self.fragile.name)])
+        return np.concatenate(
+            [
+                block,
+                sim.body_velocity(self.block.name),
+                self.target,
+                block - tcp,
+                self.target - block,
+                sim.body_position(self.fragile.name),
+            ]
+        )
 
     def rewards(self, ctx: StepContext) -> dict[str, float]:
         """Block-to-target distance and TCP-to-block shaping, both negative, m."""
         block = ctx.sim.body_position(self.block.name)
-        return {"block_distance": -float(np.linalg.norm(block - self.target)),
-                "reach": -self.reach_weight * float(np.linalg.norm(block - ctx.root_after))}
+        return {
+            "block_distance": -float(np.linalg.norm(block - self.target)),
+            "reach": -self.reach_weight * float(np.linalg.norm(block - ctx.root_after)),
+        }
 
     def is_success(self, sim: Sim, robot: PandaRobot) -> bool:
         """The block is within ``success_radius`` of the target."""

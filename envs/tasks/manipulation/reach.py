@@ -61,8 +61,10 @@ class PandaReach:
 
     def markers(self) -> Sequence[Marker]:
         """The target sphere and the keep-out footprint around the person."""
-        return [Marker("target", "sphere", (0.02,), _TARGET_RGBA, tuple(self.target)),
-                keepout_marker(PERSON, self.keepout_distance)]
+        return [
+            Marker("target", "sphere", (0.02,), _TARGET_RGBA, tuple(self.target)),
+            keepout_marker(PERSON, self.keepout_distance),
+        ]
 
     def observation_size(self) -> int:
         """Target, target - TCP, hand, hand - TCP."""

@@ -32,8 +32,10 @@ PERSON_REGIONS: dict[str, tuple[str, ...]] = {
     "chest": ("person_torso",),
 }
 
-CAMERAS = (CameraSpec("overview", (1.7, -0.9, 1.1), (0.55, 0.25, 0.05), fovy=50.0),
-           CameraSpec("top", (0.55, 0.25, 2.3), (0.55, 0.251, 0.0), fovy=50.0))
+CAMERAS = (
+    CameraSpec("overview", (1.7, -0.9, 1.1), (0.55, 0.25, 0.05), fovy=50.0),
+    CameraSpec("top", (0.55, 0.25, 2.3), (0.55, 0.251, 0.0), fovy=50.0),
+)
 
 
 def keepout_marker(parts: tuple[BodySpec, ...], distance: float) -> Marker:
@@ -47,5 +49,10 @@ def keepout_marker(parts: tuple[BodySpec, ...], distance: float) -> Marker:
     low[:2] = np.maximum(low[:2], [TABLE.position[0] - TABLE.size[0], TABLE.position[1] - TABLE.size[1]])
     high[:2] = np.minimum(high[:2], [TABLE.position[0] + TABLE.size[0], TABLE.position[1] + TABLE.size[1]])
     center, half = (low + high) / 2, (high - low) / 2
-    return Marker("keepout", "box", (float(half[0]), float(half[1]), 0.001), (0.9, 0.1, 0.1, 0.35),
-                  (float(center[0]), float(center[1]), 0.0015))
+    return Marker(
+        "keepout",
+        "box",
+        (float(half[0]), float(half[1]), 0.001),
+        (0.9, 0.1, 0.1, 0.35),
+        (float(center[0]), float(center[1]), 0.0015),
+    )

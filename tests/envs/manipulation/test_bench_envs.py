@@ -14,25 +14,46 @@ from taxbench.experiments.bench import raw_physics, record_trajectory
 
 def test_bench_envs_cli_times_both_backends_and_writes_csv(tmp_path):
     out, out_json = tmp_path / "bench.csv", tmp_path / "bench.json"
-    cmd = [sys.executable, "-m", "taxbench.experiments.cli", "bench", "envs", "--env", "taxbench/PandaReach-v0",
-           "--env", "taxbench/HopperVelocity-v0", "--steps", "30", "--repeats", "1", "--csv", str(out),
-           "--json", str(out_json), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "taxbench.experiments.cli",
+        "bench",
+        "envs",
+        "--env",
+        "taxbench/PandaReach-v0",
+        "--env",
+        "taxbench/HopperVelocity-v0",
+        "--steps",
+        "30",
+        "--repeats",
+        "1",
+        "--csv",
+        str(out),
+        "--json",
+        str(out_json),
+        "--no-progress",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "env / raw" in result.stdout
     rows = list(csv.DictReader(out.open()))
     pairs = {(r["env_id"], r["backend"]) for r in rows}
     # Hopper runs on MuJoCo only; the Panda on both.
-    assert pairs == {("taxbench/PandaReach-v0", "mujoco"), ("taxbench/PandaReach-v0", "pybullet"),
-                     ("taxbench/HopperVelocity-v0", "mujoco")}
+    assert pairs == {
+        ("taxbench/PandaReach-v0", "mujoco"),
+        ("taxbench/PandaReach-v0", "pybullet"),
+        ("taxbench/HopperVelocity-v0", "mujoco"),
+    }
     for r in rows:
         env_rate, raw_rate, ratio = float(r["env_steps_per_s"]), float(r["raw_steps_per_s"]), float(r["ratio"])
         assert env_rate > 0 and raw_rate > 0
         assert abs(ratio - env_rate / raw_rate) < 1e-9
         assert float(r["physics_steps_per_s"]) >= raw_rate
     json_rows = json.loads(out_json.read_text())["rows"]
-    assert [(j["env_id"], j["backend"], j["repeats"]) for j in json_rows] == [(r["env_id"], r["backend"], 1)
-                                                                              for r in rows]
+    assert [(j["env_id"], j["backend"], j["repeats"]) for j in json_rows] == [
+        (r["env_id"], r["backend"], 1) for r in rows
+    ]
     assert all(abs(j["ratio"] - float(r["ratio"])) < 1e-9 for j, r in zip(json_rows, rows, strict=True))
 
 
