@@ -5,9 +5,9 @@ The modules here turn a :class:`~taxbench.experiments.config.RunConfig` into a r
 alignment-tax estimates with bootstrap confidence intervals.
 """
 
-from taxbench.experiments.config import RunConfig, provenance
 from taxbench.experiments.metrics import Estimate, alignment_tax, bootstrap_ci, iqm, pair_summary, run_summary
-from taxbench.experiments.runfolder import find_runs, read_status, run_dir, write_status
+from taxbench.experiments.runs.config import RunConfig, provenance
+from taxbench.experiments.runs.runfolder import find_runs, read_status, run_dir, write_status
 
 __all__ = [
     "Estimate",

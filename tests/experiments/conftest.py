@@ -12,7 +12,7 @@ torch.set_num_threads(1)
 @pytest.fixture
 def tiny_config():
     """Factory of a 512-step PPO-Lag config on the Pendulum-with-cost env (2 envs, 128-step rollouts)."""
-    from taxbench.experiments.config import RunConfig
+    from taxbench.experiments.runs.config import RunConfig
 
     def make(**overrides) -> RunConfig:
         fields = {

@@ -65,7 +65,7 @@ def test_pair_with_penalty_arm_and_named_intensity(penalty_pair):
 def test_curves_figure_from_run_folders(penalty_pair, tmp_path):
     figure = tmp_path / "figs" / "curves.png"
     result = subprocess.run(
-        [sys.executable, "-m", "taxbench.experiments.curves", str(penalty_pair), "--out", str(figure)],
+        [sys.executable, "-m", "taxbench.experiments.analysis.curves", str(penalty_pair), "--out", str(figure)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -76,7 +76,7 @@ def test_curves_figure_from_run_folders(penalty_pair, tmp_path):
     pixels = np.asarray(Image.open(figure).convert("L"), dtype=float)
     assert pixels.shape[0] > 300 and pixels.std() > 5  # a drawn figure, not a blank canvas
     empty = subprocess.run(
-        [sys.executable, "-m", "taxbench.experiments.curves", str(tmp_path / "none")],
+        [sys.executable, "-m", "taxbench.experiments.analysis.curves", str(tmp_path / "none")],
         capture_output=True,
         text=True,
         timeout=300,

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 import taxbench.envs  # noqa: F401 - registers the ids
-from taxbench.experiments.bench import raw_physics, record_trajectory
+from taxbench.experiments.bench.envs import raw_physics, record_trajectory
 
 
 def test_bench_envs_cli_times_both_backends_and_writes_csv(tmp_path):

@@ -1,0 +1,223 @@
+"""The ``envs``, ``train``, ``eval`` and ``pair`` subcommands of ``taxbench`` (handlers and their tables)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from taxbench.experiments.cli.options import (
+    DEFAULT_SEEDS,
+    UsageError,
+    add_run_options,
+    base_config,
+    console,
+    positive_int,
+    seed_arg,
+)
+from taxbench.policies.presets import INTENSITY_NAMES, preset_for
+from taxbench.policies.registry import ARMS, CONSTRAINED_ARMS
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_envs(args: argparse.Namespace, console: Console, err_console: Console) -> int:
+    import gymnasium as gym
+
+    from taxbench.envs import ENTRIES
+
+    table = Table(title="taxbench environments (thresholds are constructor kwargs)", show_lines=True)
+    table.add_column("id", no_wrap=True)
+    table.add_column("task")
+    table.add_column("counted in `cost`", no_wrap=True)
+    table.add_column("also available (cost_terms=None)", no_wrap=True)
+    table.add_column("cost limit / episode", justify="right")
+    sources: dict[str, None] = {}
+    for entry in ENTRIES:
+        counted = gym.make(entry.env_id).unwrapped.safety
+        everything = gym.make(entry.env_id, cost_terms=None).unwrapped.safety
+        extra = [t for t in everything if t.name not in {c.name for c in counted}]
+        sources.update({f"{t.describe()}: {t.source}": None for t in everything})
+        table.add_row(
+            entry.env_id,
+            f"{entry.task_kind}: {entry.summary}",
+            "\n".join(t.describe() for t in counted),
+            "\n".join(t.describe() for t in extra),
+            f"{entry.default_cost_limit:g} ({entry.max_episode_steps} steps)",
+        )
+    console.print(table)
+    doses = Table(title="safety intensities (--intensity): cost limit d of *-lag, β of ppo-penalty, shield cap")
+    doses.add_column("id", no_wrap=True)
+    for name in INTENSITY_NAMES:
+        doses.add_column(name)
+    for entry in ENTRIES:
+        levels = preset_for(entry.env_id).intensities
+        doses.add_row(entry.env_id, *(levels[name].describe() for name in INTENSITY_NAMES))
+    console.print(doses)
+    console.print("Threshold sources:", highlight=False)
+    for line in sources:
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, console: Console, err_console: Console) -> int:
+    from taxbench.experiments.runs.pair import Job
+    from taxbench.experiments.runs.pool import run_jobs
+    from taxbench.experiments.runs.runfolder import run_dir
+
+    cfg = base_config(args, args.arm, args.seed)
+    directory = run_dir(args.out, cfg.experiment, cfg.env_id, cfg.arm, cfg.intensity, cfg.seed)
+    [result] = run_jobs(
+        [Job(cfg, directory, f"{cfg.arm} seed {cfg.seed}")],
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    if result.error:
+        err_console.print(f"taxbench: run failed: {result.error} (details in {directory / 'status.json'})")
+        return 1
+    _print_run(directory, result.summary or {})
+    return 0
+
+
+def _print_run(directory: Path, summary: dict[str, Any]) -> None:
+    table = Table(title=str(directory))
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in (
+        "capability_metric",
+        "capability",
+        "mean_return",
+        "success_rate",
+        "violation_rate",
+        "episode_cost",
+        "episodes",
+        "lambda",
+        "wall_s",
+    ):
+        if key in summary:
+            value = summary[key]
+            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+def cmd_eval(args: argparse.Namespace, console: Console, err_console: Console) -> int:
+    from taxbench.experiments.runs.train import evaluate_run
+
+    summary = evaluate_run(args.run_dir, episodes=args.episodes, seed=args.seed)
+    _print_run(Path(args.run_dir), summary)
+    return 0
+
+
+def cmd_pair(args: argparse.Namespace, console: Console, err_console: Console) -> int:
+    from taxbench.experiments.runs.jobs import check_existing
+    from taxbench.experiments.runs.pair import pair_jobs, summarize_pair, write_pair_outputs
+    from taxbench.experiments.runs.pool import run_jobs
+
+    if len(set(args.seeds)) != len(args.seeds):
+        raise UsageError(f"--seeds must be distinct, got {args.seeds}")
+    from taxbench.policies import unconstrained_partner
+
+    safe = base_config(args, args.safe_arm, args.seeds[0])
+    base = base_config(args, unconstrained_partner(args.safe_arm), args.seeds[0])
+    jobs = pair_jobs(base, args.seeds, args.out, safe=safe)
+    check_existing(jobs, args.resume, args.overwrite)
+    err_console.print(
+        f"pair: {base.env_id}, {len(args.seeds)} seeds × ({base.arm}, {safe.arm} {safe.intensity}), "
+        f"{base.steps:,} steps each, {args.workers} worker(s)",
+        highlight=False,
+    )
+    results = run_jobs(
+        jobs, workers=args.workers, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress
+    )
+    for result in results:
+        if result.error:
+            err_console.print(f"run failed: {result.job.directory}: {result.error}", highlight=False)
+    summary = summarize_pair(results)
+    folder = Path(args.out) / base.experiment
+    write_pair_outputs(results, summary, folder)
+    print_pair_table(base, results, summary)
+    console.print(f"run folders and summary.csv / pair.json in {folder}", highlight=False)
+    return 1 if any(r.error for r in results) else 0
+
+
+def print_pair_table(base: Any, results: Sequence[Any], summary: dict[str, Any]) -> None:
+    """Per-arm capability and violations, then the tax and safety gain with their 95% CIs."""
+    metric = next((r.summary.get("capability_metric") for r in results if r.summary), "capability")
+    arms = Table(
+        title=f"{base.env_id}: {summary['n_pairs']} paired seeds, {base.steps:,} steps, "
+        f"ppo-lag cost limit {base.cost_limit:g}/episode"
+    )
+    for column in ("arm", f"capability ({metric})", "violation rate", "episode cost"):
+        arms.add_column(column, justify="right" if column != "arm" else "left")
+    arm_names = {("unc" if r.job.cfg.intensity == "off" else "safe"): r.job.cfg.arm for r in results}
+    for arm, suffix in (
+        (f"{arm_names.get('unc', 'ppo')} (unconstrained)", "unc"),
+        (f"{arm_names.get('safe', 'ppo-lag')} (constrained)", "safe"),
+    ):
+        arms.add_row(
+            arm, *(summary[f"{key}_{suffix}"].format(3) for key in ("capability", "violation_rate", "episode_cost"))
+        )
+    console.print(arms)
+    tax = Table(title="alignment tax (mean [95% paired bootstrap CI] over seeds)")
+    tax.add_column("quantity")
+    tax.add_column("estimate", justify="right")
+    tax.add_column("CI excludes 0", justify="center")
+    rows = (
+        ("tax τ = (C_unc − C_safe)/|C_unc|", "tax"),
+        ("safety gain g = (V_unc − V_safe)/V_unc", "safety_gain"),
+        ("capability loss ΔC = C_unc − C_safe", "capability_loss"),
+    )
+    for label, key in rows:
+        estimate = summary[key]
+        tax.add_row(label, estimate.format(3), "yes" if estimate.excludes_zero else "no")
+    price = summary.get("price_of_safety", math.nan)
+    tax.add_row("price of safety τ/g", "n/a" if not math.isfinite(price) else f"{price:.3g}", "")
+    console.print(tax)
+
+
+def add_envs_parser(sub: Any) -> None:
+    """Add the ``envs`` subcommand."""
+    sub.add_parser("envs", help="list every env with its cost terms, thresholds (units) and default cost limit")
+
+
+def add_train_parser(sub: Any) -> None:
+    """Add the ``train`` subcommand."""
+    train = sub.add_parser("train", help="train one arm for one seed into its run folder")
+    train.add_argument("--arm", default="ppo", choices=ARMS, help="learner (default ppo)")
+    train.add_argument("--seed", type=seed_arg, default=0, help="seed (default 0)")
+    add_run_options(train)
+
+
+def add_eval_parser(sub: Any) -> None:
+    """Add the ``eval`` subcommand."""
+    evaluate = sub.add_parser("eval", help="re-evaluate a finished run folder (rewrites episodes.csv, events.jsonl)")
+    evaluate.add_argument("run_dir", type=Path, help="a run folder holding config.json and model.zip")
+    evaluate.add_argument("--episodes", type=positive_int, default=None, help="episodes (default: as trained)")
+    evaluate.add_argument(
+        "--seed", type=seed_arg, default=None, help="first evaluation reset seed (default: as trained)"
+    )
+
+
+def add_pair_parser(sub: Any) -> None:
+    """Add the ``pair`` subcommand."""
+    pair = sub.add_parser("pair", help="train ppo and ppo-lag on the same env and seeds, then report the tax")
+    pair.add_argument("--seeds", type=seed_arg, nargs="+", default=list(DEFAULT_SEEDS), help="seeds (default 0 1 2)")
+    pair.add_argument(
+        "--safe-arm",
+        choices=CONSTRAINED_ARMS,
+        default="ppo-lag",
+        help="the constrained arm, paired with its unconstrained learner (sac for sac-lag, else ppo) (default ppo-lag)",
+    )
+    pair.add_argument(
+        "--workers",
+        type=positive_int,
+        default=min(2, os.cpu_count() or 1),
+        help="runs trained at once, one process each (default: 2, or 1 on a 1-core machine)",
+    )
+    add_run_options(pair)

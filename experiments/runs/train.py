@@ -1,0 +1,477 @@
+"""Train one run into its run folder, resumably, then evaluate it.
+
+:func:`train_run` writes ``config.json`` and ``status.json`` first, appends a
+``progress.csv`` row per rollout, checkpoints between rollouts into ``checkpoints/``, saves
+``model.zip``, evaluates into ``episodes.csv``/``events.jsonl`` and marks the run ``done``.
+A killed or failed run is continued with ``resume=True`` from its newest readable
+checkpoint; :func:`evaluate_run` re-evaluates a finished one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import time
+import traceback
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+
+from taxbench.experiments.runs.config import RunConfig, load_run_config, write_run_config
+from taxbench.experiments.runs.evaluation import evaluate_and_write
+from taxbench.experiments.runs.runfolder import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    EPISODES_FILE,
+    EVENTS_FILE,
+    MODEL_FILE,
+    PROGRESS_FILE,
+    STATUS_FILE,
+    ProgressCsv,
+    atomic_path,
+    atomic_write_json,
+    read_json,
+    read_status,
+    write_status,
+)
+
+log = logging.getLogger(__name__)
+
+#: Checkpoints kept per run (older ones are deleted); more than one so a corrupt newest one
+#: still leaves something to resume from.
+KEEP_CHECKPOINTS = 3
+
+_CHECKPOINT_RE = re.compile(r"^step_(\d+)\.zip$")
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint file, its environment steps and the run's cumulative wall time then (s)."""
+
+    path: Path
+    steps: int
+    wall_s: float
+
+
+def checkpoint_path(directory: Path, steps: int) -> Path:
+    """Path of the checkpoint taken at ``steps`` in a ``checkpoints/`` folder."""
+    return directory / f"step_{steps:012d}.zip"
+
+
+def save_checkpoint(model: Any, directory: Path, steps: int, wall_s: float, keep: int = KEEP_CHECKPOINTS) -> Path:
+    """Save ``model`` atomically as a checkpoint (zip, then a JSON sidecar) and prune old ones.
+
+    Returns:
+        The checkpoint path.
+    """
+    path = checkpoint_path(directory, steps)
+    with atomic_path(path, suffix=".zip") as tmp:
+        model.save(tmp)
+    atomic_write_json(path.with_suffix(".json"), {"steps": steps, "wall_s": wall_s, "time": time.time()})
+    for old in list_checkpoints(directory)[keep:]:
+        old.path.unlink(missing_ok=True)
+        old.path.with_suffix(".json").unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(directory: Path) -> list[Checkpoint]:
+    """Checkpoints in ``directory``, newest (most steps) first; files are not validated."""
+    found = []
+    if directory.is_dir():
+        for path in directory.iterdir():
+            match = _CHECKPOINT_RE.match(path.name)
+            if match:
+                steps, wall_s = int(match.group(1)), 0.0
+                try:
+                    wall_s = float(read_json(path.with_suffix(".json"))["wall_s"])
+                except (OSError, ValueError, KeyError, TypeError):
+                    pass
+                found.append(Checkpoint(path, steps, wall_s))
+    return sorted(found, key=lambda c: c.steps, reverse=True)
+
+
+def load_newest_checkpoint(directory: Path, load: Callable[[Path], Any]) -> tuple[Any, Checkpoint] | None:
+    """Load the newest checkpoint that is a sound zip and that ``load`` accepts.
+
+    Unreadable checkpoints are logged and skipped.
+
+    Returns:
+        ``(model, checkpoint)``, or None when no checkpoint can be loaded.
+    """
+    for ckpt in list_checkpoints(directory):
+        try:
+            if not zipfile.is_zipfile(ckpt.path):
+                raise ValueError("not a zip file")
+            with zipfile.ZipFile(ckpt.path) as zf:
+                bad = zf.testzip()
+            if bad is not None:
+                raise ValueError(f"corrupt member {bad}")
+            return load(ckpt.path), ckpt
+        except Exception as exc:
+            log.warning("skipping unreadable checkpoint %s: %s", ckpt.path, exc)
+    return None
+
+
+class CheckpointCallback(BaseCallback):
+    """Checkpoint every ``every`` steps, between rollouts (after the update, before collecting).
+
+    Checkpoints are taken at a rollout's start, where the weights (and λ) reflect every step
+    counted in ``num_timesteps``, so a resumed run repeats no update and skips none.
+    """
+
+    def __init__(self, directory: Path, every: int, last_steps: int, wall_s: Callable[[], float]) -> None:
+        super().__init__()
+        self.directory, self.every, self.last_steps, self.wall_s = directory, every, last_steps, wall_s
+
+    def _on_rollout_start(self) -> None:
+        steps = int(self.model.num_timesteps)
+        if steps - self.last_steps >= self.every:
+            save_checkpoint(self.model, self.directory, steps, self.wall_s())
+            self.last_steps = steps
+
+    def _on_step(self) -> bool:
+        return True
+
+
+class RichProgressCallback(BaseCallback):
+    """A ``rich`` progress bar over environment steps, with the latest return and cost.
+
+    On a terminal it refreshes live; elsewhere rich prints it once when training stops.
+    """
+
+    def __init__(self, total: int, description: str, latest: Callable[[], Mapping[str, Any] | None]) -> None:
+        super().__init__()
+        from rich import console, progress
+
+        self.total, self.latest = total, latest
+        self.progress = progress.Progress(
+            *progress.Progress.get_default_columns()[:2],
+            progress.MofNCompleteColumn(),
+            progress.TextColumn("{task.fields[stats]}"),
+            progress.TimeElapsedColumn(),
+            progress.TimeRemainingColumn(),
+            console=console.Console(stderr=True),
+        )
+        self.task = self.progress.add_task(description, total=total, stats="")
+        self.started = False
+
+    def _on_training_start(self) -> None:
+        self.progress.update(self.task, completed=self.model.num_timesteps)
+        self.progress.start()
+        self.started = True
+
+    def _on_step(self) -> bool:
+        if self.n_calls % 256 == 0:
+            self.progress.update(self.task, completed=min(self.model.num_timesteps, self.total))
+        return True
+
+    def _on_rollout_end(self) -> None:
+        row = self.latest() or {}
+        stats = "  ".join(f"{k} {row[k]:.3g}" for k in ("ep_return", "ep_cost") if isinstance(row.get(k), (int, float)))
+        self.progress.update(self.task, completed=min(self.model.num_timesteps, self.total), stats=stats)
+
+    def close(self) -> None:
+        """Stop the live display (idempotent)."""
+        if self.started:
+            self.progress.update(self.task, completed=min(self.model.num_timesteps, self.total))
+            self.progress.stop()
+            self.started = False
+
+
+# ----------------------------------------------------------------------------- run folder helpers
+
+
+def _check_resume_config(cfg: RunConfig, run_dir: Path) -> None:
+    try:
+        old = load_run_config(run_dir)
+    except FileNotFoundError:
+        return
+    except ValueError as exc:
+        log.warning("cannot compare with the saved config (%s); continuing", exc)
+        return
+    diff = cfg.identity_diff(old)
+    if diff:
+        raise ValueError(f"cannot resume {run_dir}: config differs from config.json in {', '.join(diff)}")
+
+
+def _clear_run(run_dir: Path) -> None:
+    for name in (CONFIG_FILE, PROGRESS_FILE, MODEL_FILE, EPISODES_FILE, EVENTS_FILE, STATUS_FILE):
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
+
+
+def _make_env_fn(
+    env_id: str, env_kwargs: Mapping[str, Any], seed: int, wrap: Callable[[gymnasium.Env], gymnasium.Env] | None = None
+) -> Callable[[], gymnasium.Env]:
+    def make() -> gymnasium.Env:
+        env = gymnasium.make(env_id, **dict(env_kwargs))
+        env = Monitor(wrap(env) if wrap is not None else env)
+        env.action_space.seed(seed)
+        return env
+
+    return make
+
+
+def arm_env_wrapper(cfg: RunConfig) -> Callable[[gymnasium.Env], gymnasium.Env] | None:
+    """The wrapper the run's arm puts around each env (the ``ppo-shield`` filter), or None."""
+    from taxbench.policies import env_wrapper
+
+    return env_wrapper(cfg.arm, dict(cfg.hyperparams))
+
+
+#: Set this environment variable to ``0`` to train on a ``DummyVecEnv`` even where batched physics is possible.
+BATCHED_PHYSICS_ENV_VAR = "TAXBENCH_BATCHED_PHYSICS"
+
+
+def make_vec_env(cfg: RunConfig, *, batched: bool | None = None) -> VecEnv:
+    """Build the ``n_envs`` training envs (arm wrapper, then Monitor) seeded ``seed``, ``seed + 1``, and so on.
+
+    With ``n_envs > 1``, no arm wrapper and a MuJoCo ``SafeRobotEnv``, the worlds are stepped together by
+    :class:`~taxbench.envs.core.vector.SafeRobotVectorEnv` (bit-identical to the ``DummyVecEnv``, faster);
+    ``batched=False`` or ``TAXBENCH_BATCHED_PHYSICS=0`` keeps the ``DummyVecEnv``.
+    """
+    wrap = arm_env_wrapper(cfg)
+    if batched is None:
+        batched = os.environ.get(BATCHED_PHYSICS_ENV_VAR, "1") != "0"
+    if batched and cfg.n_envs > 1 and wrap is None:
+        from taxbench.envs.core.vector import NotBatchableError, SafeRobotVectorEnv, SB3VectorEnv
+
+        try:
+            vec = SafeRobotVectorEnv.from_id(cfg.env_id, cfg.n_envs, env_kwargs=dict(cfg.env_kwargs), tune_threads=True)
+        except NotBatchableError:
+            pass
+        else:
+            for i, env in enumerate(vec.envs):
+                env.action_space.seed(cfg.seed + i)
+            batched_venv = SB3VectorEnv(vec)
+            batched_venv.seed(cfg.seed)
+            return batched_venv
+    venv = DummyVecEnv([_make_env_fn(cfg.env_id, cfg.env_kwargs, cfg.seed + i, wrap) for i in range(cfg.n_envs)])
+    venv.seed(cfg.seed)
+    return venv
+
+
+def evaluate_arm(
+    model: Any, cfg: RunConfig, run_dir: Path, episodes: int | None = None, seed: int | None = None
+) -> dict[str, Any]:
+    """:func:`evaluate_and_write`, through the arm's env wrapper when it has one (a shield acts at deployment too)."""
+    return evaluate_and_write(model, cfg, run_dir, episodes, seed, wrap_env=arm_env_wrapper(cfg))
+
+
+def _lagrange_value(model: Any) -> float | None:
+    value = getattr(getattr(model, "lagrange", None), "value", None)
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def train_run(
+    cfg: RunConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    overwrite: bool = False,
+    callbacks: Sequence[BaseCallback] = (),
+) -> dict[str, Any]:
+    """Train, checkpoint, save and evaluate one run in ``run_dir``.
+
+    Args:
+        cfg: The run config (validated here).
+        run_dir: The run folder (created if needed), normally from
+            :func:`taxbench.experiments.runfolder.run_dir`.
+        resume: Continue an interrupted run from its newest readable checkpoint (progress.csv
+            is cut back to that step); a run already ``done`` is returned as is. Its saved
+            config must agree with ``cfg`` on the identity fields (``steps`` may grow).
+        progress: Show a rich progress bar on stderr.
+        overwrite: Delete an existing run in ``run_dir`` and start again.
+        callbacks: Extra SB3 callbacks run after the built-in ones.
+
+    Returns:
+        The run summary (also in status.json): ``capability``, ``capability_metric``,
+        ``mean_return``, ``success_rate``, ``violation_rate``, ``episode_cost``,
+        ``episodes``, ``eval_steps``, ``eval_seed``, ``violation_events``, ``train_steps``,
+        ``lambda`` (final λ; None for unconstrained learners), ``train_wall_s`` and ``wall_s``
+        (training, and training + evaluation, cumulative over resumed sessions, seconds).
+
+    Raises:
+        ValueError: for an invalid config or a resume whose config does not match.
+        FileExistsError: if ``run_dir`` holds a run and neither ``resume`` nor ``overwrite``.
+        Exception: whatever training raised, after status.json was set to ``failed``.
+    """
+    cfg.validate()
+    run_dir = Path(run_dir)
+    status = read_status(run_dir) if (run_dir / STATUS_FILE).exists() else None
+    if overwrite:
+        _clear_run(run_dir)
+        status = None
+    elif status is not None and not resume:
+        raise FileExistsError(f"{run_dir} already holds a run ({status['state']}): pass resume=True or overwrite=True")
+    if resume and status is not None and status["state"] == "done":
+        return dict(status.get("summary", {}))
+    if resume:
+        _check_resume_config(cfg, run_dir)
+
+    import torch
+
+    torch.set_num_threads(cfg.torch_threads)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_run_config(cfg, run_dir, resuming=resume and status is not None)
+    write_status(run_dir, "running")
+    session = _Session(cfg, run_dir)
+    try:
+        summary = session.run(resume=resume, progress=progress, extra_callbacks=callbacks)
+    except BaseException as exc:
+        error, trace = f"{type(exc).__name__}: {exc}", traceback.format_exc()
+        write_status(run_dir, "failed", error=error, traceback=trace, steps=session.steps)
+        raise
+    finally:
+        session.close()
+    write_status(run_dir, "done", summary=summary, steps=summary["train_steps"])
+    return summary
+
+
+class _Session:
+    """State of one train_run call (kept on an object so a failure can report the step reached)."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path) -> None:
+        self.cfg, self.run_dir = cfg, run_dir
+        self.steps = 0
+        self.wall_offset = 0.0
+        self.t0 = time.monotonic()
+        self.venv: VecEnv | None = None
+        self.csv: ProgressCsv | None = None
+        self.bar: RichProgressCallback | None = None
+        self.last_row: dict[str, Any] | None = None
+
+    def wall_s(self) -> float:
+        return self.wall_offset + time.monotonic() - self.t0
+
+    def _sink(self, row: Mapping[str, Any]) -> None:
+        self.last_row = {**row, "wall_s": round(self.wall_s(), 3)}
+        self.steps = int(row.get("steps", self.steps))
+        assert self.csv is not None
+        self.csv.append(self.last_row)
+
+    def run(self, *, resume: bool, progress: bool, extra_callbacks: Sequence[BaseCallback]) -> dict[str, Any]:
+        from taxbench.policies import SafetyMetricsCallback, load_learner, make_learner
+
+        cfg, ckpt_dir = self.cfg, self.run_dir / CHECKPOINT_DIR
+        self.venv = make_vec_env(cfg)
+        loaded = None
+        if resume:
+            loaded = load_newest_checkpoint(ckpt_dir, lambda p: load_learner(p, env=self.venv, device=cfg.device))
+        if loaded is not None:
+            model, ckpt = loaded
+            self.steps, self.wall_offset = int(model.num_timesteps), ckpt.wall_s
+            set_random_seed(cfg.seed + self.steps)  # a resume from the same checkpoint is repeatable
+            log.info("resuming %s from %s (%d steps)", self.run_dir, ckpt.path.name, self.steps)
+        else:
+            kwargs = {"seed": cfg.seed, "device": cfg.device, "cost_limit": cfg.cost_limit}
+            model = make_learner(cfg.arm, self.venv, hyperparams=dict(cfg.hyperparams), verbose=0, **kwargs)
+        write_status(self.run_dir, "running", steps=self.steps, resumed_from=self.steps if loaded else None)
+        self.csv = ProgressCsv(self.run_dir / PROGRESS_FILE, resume_steps=self.steps)
+
+        remaining = cfg.steps - self.steps
+        if remaining > 0:
+            cbs: list[BaseCallback] = [
+                SafetyMetricsCallback(sink=self._sink),
+                CheckpointCallback(ckpt_dir, cfg.checkpoint_every, self.steps, self.wall_s),
+            ]
+            if progress:
+                self.bar = RichProgressCallback(
+                    cfg.steps, f"{cfg.arm}-{cfg.intensity} seed{cfg.seed}", lambda: self.last_row
+                )
+                cbs.append(self.bar)
+            model.learn(remaining, callback=CallbackList([*cbs, *extra_callbacks]), reset_num_timesteps=loaded is None)
+            self.close_bar()
+            self.steps = int(model.num_timesteps)
+            save_checkpoint(model, ckpt_dir, self.steps, self.wall_s())
+        with atomic_path(self.run_dir / MODEL_FILE, suffix=".zip") as tmp:
+            model.save(tmp)
+        train_wall = self.wall_s()
+
+        summary = evaluate_arm(model, cfg, self.run_dir)
+        summary.update(train_steps=self.steps, train_wall_s=train_wall, wall_s=self.wall_s())
+        summary["lambda"] = _lagrange_value(model)
+        return summary
+
+    def close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def close(self) -> None:
+        self.close_bar()
+        if self.csv is not None:
+            self.csv.close()
+        if self.venv is not None:
+            self.venv.close()
+
+
+def evaluate_run(run_dir: str | Path, episodes: int | None = None, seed: int | None = None) -> dict[str, Any]:
+    """Re-evaluate a trained run from its ``config.json`` and ``model.zip``.
+
+    Rewrites episodes.csv and events.jsonl; when the run is ``done`` its status summary is
+    updated with the new evaluation numbers (training fields are kept).
+
+    Args:
+        run_dir: The run folder.
+        episodes: Number of episodes (default: the config's ``eval_episodes``).
+        seed: Seed of episode 0 (default: the config's ``eval_seed``).
+
+    Returns:
+        The evaluation summary (see :func:`taxbench.experiments.metrics.run_summary`).
+
+    Raises:
+        FileNotFoundError: if config.json or model.zip is missing.
+        ValueError: if either cannot be read.
+    """
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    model_path = run_dir / MODEL_FILE
+    if not model_path.exists():
+        raise FileNotFoundError(
+            f"{model_path} not found: the run has not finished training (state: "
+            f"{(read_status(run_dir) or {}).get('state', 'unknown')}); resume it first"
+        )
+    from taxbench.policies import load_learner
+
+    try:
+        if not zipfile.is_zipfile(model_path):
+            raise ValueError("not a zip file")
+        venv = make_vec_env(replace(cfg, n_envs=1))  # with an env, SB3 checks the spaces match
+        try:
+            model = load_learner(model_path, env=venv, device=cfg.device)
+        finally:
+            venv.close()
+    except Exception as exc:
+        raise ValueError(f"cannot load {model_path} (corrupt or from another version?): {exc}") from exc
+
+    import torch
+
+    torch.set_num_threads(cfg.torch_threads)
+    summary = evaluate_arm(model, cfg, run_dir, episodes, seed)
+    status = read_status(run_dir)
+    if status is not None and status["state"] == "done":
+        extra = {k: v for k, v in status.items() if k not in ("state", "updated", "host", "pid", "error")}
+        extra["summary"] = {**status.get("summary", {}), **summary}
+        write_status(run_dir, "done", **extra)
+    return summary
