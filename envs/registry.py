@@ -36,7 +36,8 @@ class EnvEntry:
         env_id: Gymnasium id, e.g. ``taxbench/HalfCheetahVelocity-v0``.
         robot: Robot name.
         task_kind: Task type for reports (velocity, navigation, reach, push).
-        default_cost_limit: Episode cost limit for constrained learners (violating steps per episode).
+        default_cost_limit: Episode cost limit for constrained learners (violating steps per episode;
+            :data:`~taxbench.envs.costs.thresholds.DEFAULT_COST_LIMIT` unless the id sets its own).
         max_episode_steps: Time limit, control steps.
         summary: One line for the env table.
         kwargs: Factory kwargs fixed by the id (robot, thresholds).
@@ -45,10 +46,10 @@ class EnvEntry:
     env_id: str
     robot: str
     task_kind: str
-    default_cost_limit: float
     max_episode_steps: int
     summary: str
     kwargs: dict[str, Any] = field(default_factory=dict)
+    default_cost_limit: float = th.DEFAULT_COST_LIMIT.value
 
 
 def _robot(name: str) -> LeggedRobot:
@@ -183,7 +184,6 @@ ENTRIES: tuple[EnvEntry, ...] = (
         "taxbench/HalfCheetahVelocity-v0",
         "half_cheetah",
         "velocity",
-        25.0,
         1000,
         "HalfCheetah runs forward; forward velocity limited",
     ),
@@ -191,7 +191,6 @@ ENTRIES: tuple[EnvEntry, ...] = (
         "taxbench/HalfCheetahSlowZone-v0",
         "half_cheetah",
         "velocity",
-        25.0,
         1000,
         "HalfCheetah runs forward through a 1 m/s slow zone (binds at quick budgets)",
         {"velocity_limit": "slow_zone"},
@@ -200,7 +199,6 @@ ENTRIES: tuple[EnvEntry, ...] = (
         "taxbench/HopperVelocity-v0",
         "hopper",
         "velocity",
-        25.0,
         1000,
         "Hopper hops forward; forward velocity limited; falls end the episode",
     ),
@@ -208,7 +206,6 @@ ENTRIES: tuple[EnvEntry, ...] = (
         "taxbench/Walker2dVelocity-v0",
         "walker2d",
         "velocity",
-        25.0,
         1000,
         "Walker2d walks forward; forward velocity limited; falls end the episode",
     ),
@@ -216,7 +213,6 @@ ENTRIES: tuple[EnvEntry, ...] = (
         "taxbench/AntVelocity-v0",
         "ant",
         "velocity",
-        25.0,
         1000,
         "Ant runs forward; horizontal speed limited; falls end the episode",
     ),
@@ -224,7 +220,6 @@ ENTRIES: tuple[EnvEntry, ...] = (
         "taxbench/AntHazard-v0",
         "ant",
         "navigation",
-        25.0,
         1000,
         "Ant walks to a goal 3 m away; hazard zones lie across the path",
     ),
@@ -232,7 +227,6 @@ ENTRIES: tuple[EnvEntry, ...] = (
         "taxbench/PandaReach-v0",
         "panda",
         "reach",
-        25.0,
         100,
         "Franka Panda reaches a target on a table beside a person (TCP speed, separation, contact force)",
     ),
@@ -240,7 +234,6 @@ ENTRIES: tuple[EnvEntry, ...] = (
         "taxbench/PandaPush-v0",
         "panda",
         "push",
-        25.0,
         100,
         "Franka Panda pushes a block to a target next to a fragile glass (TCP speed, force on the glass)",
     ),

@@ -27,12 +27,17 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-__all__ = ["LAGRANGE_METHODS", "Lagrange", "PIDLagrange", "make_multiplier"]
+from taxbench.envs.costs.thresholds import DEFAULT_COST_LIMIT as _DEFAULT_COST_LIMIT
+
+__all__ = ["DEFAULT_COST_LIMIT", "LAGRANGE_METHODS", "Lagrange", "PIDLagrange", "check_cost_limit", "make_multiplier"]
 
 LagrangeOptimizer = Literal["sgd", "adam"]
 LagrangeMethod = Literal["grad", "pid"]
 #: Multiplier update rules: projected gradient ascent (``grad``) or PID control (``pid``).
 LAGRANGE_METHODS: tuple[str, ...] = ("grad", "pid")
+#: Episode-cost limit d of every constrained learner unless given (the one definition lives in
+#: :data:`taxbench.envs.costs.thresholds.DEFAULT_COST_LIMIT`, with its source), cost per episode.
+DEFAULT_COST_LIMIT: float = _DEFAULT_COST_LIMIT.value
 _ADAM_BETA1 = 0.9
 _ADAM_BETA2 = 0.999
 _ADAM_EPS = 1e-8
@@ -54,6 +59,17 @@ def _check_non_negative(name: str, value: float) -> float:
     if out < 0:
         raise ValueError(f"{name} must be >= 0, got {out}")
     return out
+
+
+def check_cost_limit(value: Any) -> float:
+    """The one validation of an episode-cost limit ``d`` (cost per episode): a finite number >= 0, not a bool.
+
+    Raises:
+        ValueError: Naming ``cost_limit`` and the offending value.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"cost_limit must be a finite number >= 0, got {value!r}")
+    return _check_non_negative("cost_limit", value)
 
 
 class _Multiplier:
@@ -151,14 +167,14 @@ class Lagrange(_Multiplier):
 
     def __init__(
         self,
-        cost_limit: float = 25.0,
+        cost_limit: float = DEFAULT_COST_LIMIT,
         lr: float = 0.035,
         init: float = 0.0,
         pinned: bool = False,
         optimizer: LagrangeOptimizer = "sgd",
         upper_bound: float | None = None,
     ) -> None:
-        self.cost_limit = _check_non_negative("cost_limit", cost_limit)
+        self.cost_limit = check_cost_limit(cost_limit)
         self.lr = _check_non_negative("lagrange lr", lr)
         self.init = _check_non_negative("lagrange init", init)
         if optimizer not in ("sgd", "adam"):
@@ -263,7 +279,7 @@ class PIDLagrange(_Multiplier):
 
     def __init__(
         self,
-        cost_limit: float = 25.0,
+        cost_limit: float = DEFAULT_COST_LIMIT,
         kp: float = 0.1,
         ki: float = 0.01,
         kd: float = 0.01,
@@ -274,7 +290,7 @@ class PIDLagrange(_Multiplier):
         d_ema: float = 0.0,
         upper_bound: float | None = 100.0,
     ) -> None:
-        self.cost_limit = _check_non_negative("cost_limit", cost_limit)
+        self.cost_limit = check_cost_limit(cost_limit)
         self.kp = _check_non_negative("pid kp", kp)
         self.ki = _check_non_negative("pid ki", ki)
         self.kd = _check_non_negative("pid kd", kd)
@@ -354,7 +370,7 @@ class PIDLagrange(_Multiplier):
 def make_multiplier(
     method: str = "grad",
     *,
-    cost_limit: float = 25.0,
+    cost_limit: float = DEFAULT_COST_LIMIT,
     lr: float = 0.035,
     init: float = 0.0,
     pinned: bool = False,

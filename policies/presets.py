@@ -11,7 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["INTENSITY_NAMES", "PRESETS", "Intensity", "Preset", "intensity_settings", "preset_for"]
+from .lagrange import DEFAULT_COST_LIMIT
+
+__all__ = [
+    "INTENSITY_NAMES",
+    "PRESETS",
+    "Dose",
+    "Intensity",
+    "Preset",
+    "default_cost_limit",
+    "intensity_settings",
+    "preset_for",
+    "resolve_dose",
+]
 
 #: Named safety intensities, mildest first (``off`` means the unconstrained arm).
 INTENSITY_NAMES: tuple[str, ...] = ("mild", "moderate", "strict")
@@ -43,7 +55,9 @@ class Intensity:
 #: Generic doses for 1000-step episodes with 0/1 cost terms; β is in reward units per violating step.
 _DEFAULT_INTENSITIES: dict[str, Intensity] = {
     "mild": Intensity(cost_limit=50.0, penalty_coef=0.1, shield_speed_fraction=1.0, shield_clearance=0.0),
-    "moderate": Intensity(cost_limit=25.0, penalty_coef=0.5, shield_speed_fraction=0.9, shield_clearance=0.02),
+    "moderate": Intensity(
+        cost_limit=DEFAULT_COST_LIMIT, penalty_coef=0.5, shield_speed_fraction=0.9, shield_clearance=0.02
+    ),
     "strict": Intensity(cost_limit=5.0, penalty_coef=2.0, shield_speed_fraction=0.75, shield_clearance=0.05),
 }
 
@@ -157,3 +171,80 @@ def intensity_settings(env_id: str, arm: str, intensity: str) -> tuple[float | N
     if arm == "ppo-shield":
         return None, {"shield_speed_fraction": level.shield_speed_fraction, "shield_clearance": level.shield_clearance}
     return None, {}
+
+
+def default_cost_limit(env_id: str) -> float:
+    """An env's default episode-cost limit: its suite entry's, else :data:`DEFAULT_COST_LIMIT` (cost per episode)."""
+    from taxbench.envs.registry import entry_for
+
+    try:
+        return float(entry_for(env_id).default_cost_limit)
+    except ValueError:  # an env outside the suite
+        return DEFAULT_COST_LIMIT
+
+
+@dataclass(frozen=True)
+class Dose:
+    """The resolved safety dose of one run: what :func:`resolve_dose` returns.
+
+    Attributes:
+        cost_limit: Episode-cost limit ``d`` recorded with the run, cost per episode (used by arms with a
+            cost limit; kept for the others so every run of a pair names the same ``d``).
+        intensity: Label of the dose: ``off``, a named level (``mild`` …), or ``d<N>`` for an explicit limit;
+            ``-pid`` is appended for the PID multiplier.
+        hyperparams: Learner or wrapper kwargs that carry the dose (β, shield margins, ``lagrange_method``).
+    """
+
+    cost_limit: float
+    intensity: str
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_dose(
+    env_id: str,
+    arm: str,
+    intensity: str | None = None,
+    cost_limit: float | None = None,
+    lagrange: str = "grad",
+) -> Dose:
+    """The one route from an intensity (or an explicit cost limit) to a run's dose, for the CLI and the sweep.
+
+    Args:
+        env_id: Gymnasium id; its default limit (``EnvEntry.default_cost_limit``) applies when none is given.
+        arm: Learner arm. Unconstrained arms (their own partner) always get ``off``.
+        intensity: ``None``, ``off``, ``mild | moderate | strict`` or ``d<N>``. ``None`` means: the explicit
+            (or default) cost limit for arms that have one, ``moderate`` for the others.
+        cost_limit: Explicit episode-cost limit, cost per episode (``None``: the env's default).
+        lagrange: Multiplier of arms with a cost limit, ``grad`` or ``pid``.
+
+    Raises:
+        ValueError: For an unknown intensity, an invalid cost limit, or ``d<N>`` on an arm without a cost limit.
+    """
+    from .lagrange import check_cost_limit
+    from .registry import unconstrained_partner
+
+    limit = check_cost_limit(default_cost_limit(env_id) if cost_limit is None else cost_limit)
+    if unconstrained_partner(arm) == arm or intensity == "off":
+        return Dose(limit, "off")
+    uses_limit = intensity_settings(env_id, arm, INTENSITY_NAMES[1])[0] is not None
+    if intensity is not None and intensity.startswith("d") and intensity not in INTENSITY_NAMES:
+        if not uses_limit:
+            raise ValueError(
+                f"{intensity} sets a cost limit, which {arm} does not use: give it mild, moderate or strict"
+            )
+        try:
+            limit = check_cost_limit(float(intensity[1:]))
+        except ValueError:
+            raise ValueError(
+                f"unknown intensity {intensity!r}: use off, mild, moderate, strict or d<cost limit>"
+            ) from None
+        intensity = None
+    named = intensity if intensity is not None else (None if uses_limit else INTENSITY_NAMES[1])
+    label, hyperparams = f"d{limit:g}", {}
+    if named is not None:
+        level_limit, hyperparams = intensity_settings(env_id, arm, named)
+        limit, label = (limit if level_limit is None else float(level_limit)), named
+    if uses_limit and lagrange == "pid":
+        hyperparams = {**hyperparams, "lagrange_method": "pid"}
+        label += "-pid"
+    return Dose(limit, label, dict(hyperparams))

@@ -98,3 +98,10 @@ PANDA_SOFT_LIMIT_MARGIN = Threshold(
 
 #: Contact force a fragile object (thin glass) may take, N.
 FRAGILE_FORCE = Threshold(10.0, "N", "taxbench assumption: breaking load of a thin-walled glass (set per object)")
+
+
+#: Default episode-cost limit d of every constrained learner: expected cost per episode, i.e. violating steps
+#: per episode with 0/1 cost terms. The one definition: env entries, learners, presets and the CLI read it here.
+DEFAULT_COST_LIMIT = Threshold(
+    25.0, "cost/episode", "Safety-Gymnasium / OmniSafe benchmarks: d = 25 per 1000-step episode (Ray et al. 2019)"
+)

@@ -15,15 +15,13 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
-from taxbench.policies.presets import INTENSITY_NAMES, intensity_settings, preset_for
+from taxbench.policies.lagrange import DEFAULT_COST_LIMIT, check_cost_limit
+from taxbench.policies.presets import INTENSITY_NAMES, preset_for, resolve_dose
 
 DEFAULT_ENV = "taxbench/HalfCheetahSlowZone-v0"
 
 
 DEFAULT_SEEDS = (0, 1, 2)
-
-
-DEFAULT_COST_LIMIT = 25.0
 
 
 # Wide enough for the tables when output goes to a file or a CI log (rich uses 80 columns there).
@@ -66,7 +64,15 @@ def nonneg_float(text: str, what: str = "a number") -> float:
 
 
 def cost_limit_arg(text: str) -> float:
-    return nonneg_float(text, "a number (cost per episode)")
+    """Argparse type of ``--cost-limit`` (cost per episode), checked by the same function the learners use."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number (cost per episode), got {text!r}") from None
+    try:
+        return check_cost_limit(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}") from None
 
 
 def seed_arg(text: str) -> int:
@@ -103,9 +109,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cost-limit",
         type=cost_limit_arg,
-        default=DEFAULT_COST_LIMIT,
-        help="constraint d for ppo-lag: expected cost per episode, i.e. violating steps per episode "
-        f"with the default 0/1 cost terms (default {DEFAULT_COST_LIMIT:g})",
+        default=None,
+        help="constraint d of the arms with a cost limit: expected cost per episode, i.e. violating steps per "
+        f"episode with the default 0/1 cost terms (default: the env's, {DEFAULT_COST_LIMIT:g} for every suite env)",
     )
     parser.add_argument(
         "--intensity",
@@ -179,14 +185,17 @@ def base_config(args: argparse.Namespace, arm: str, seed: int) -> Any:
     check_env_kwargs(args.env, env_kwargs)
     preset = preset_for(args.env)
     n_envs, hyperparams = preset.for_arm(arm)
-    cost_limit, intensity = arm_dose(args, arm, hyperparams)
+    dose = resolve_dose(
+        args.env, arm, getattr(args, "intensity", None), args.cost_limit, getattr(args, "lagrange", "grad")
+    )
+    hyperparams.update(dose.hyperparams)
     return RunConfig(
         env_id=args.env,
         arm=arm,
         seed=seed,
         steps=args.steps or preset.quick_steps,
-        cost_limit=cost_limit,
-        intensity=intensity,
+        cost_limit=dose.cost_limit,
+        intensity=dose.intensity,
         experiment=args.experiment,
         env_kwargs=env_kwargs,
         n_envs=args.n_envs or n_envs,
@@ -195,22 +204,6 @@ def base_config(args: argparse.Namespace, arm: str, seed: int) -> Any:
         torch_threads=args.threads,
         eval_episodes=args.eval_episodes,
     ).validate()
-
-
-def arm_dose(args: argparse.Namespace, arm: str, hyperparams: dict[str, Any]) -> tuple[float, str]:
-    """Cost limit and intensity label of one arm; its dose kwargs are added to ``hyperparams``."""
-    if arm in ("ppo", "sac"):
-        return args.cost_limit, "off"
-    named = getattr(args, "intensity", None) or (None if arm.endswith("-lag") else "moderate")
-    cost_limit, label = args.cost_limit, f"d{args.cost_limit:g}"
-    if named is not None:
-        limit, extra = intensity_settings(args.env, arm, named)
-        hyperparams.update(extra)
-        cost_limit, label = (limit if limit is not None else cost_limit), named
-    if arm.endswith("-lag") and getattr(args, "lagrange", "grad") == "pid":
-        hyperparams["lagrange_method"] = "pid"
-        label += "-pid"
-    return cost_limit, label
 
 
 def check_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> None:

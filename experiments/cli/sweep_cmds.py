@@ -24,17 +24,17 @@ def _intensity(text: str) -> str:
 
 def add_sweep_parser(sub: Any) -> None:
     """Add the ``sweep`` subcommand."""
-    from taxbench.experiments.runs.sweep import COST_LIMIT_FACTORS, INTENSITIES
+    from taxbench.experiments.runs.sweep import INTENSITIES
 
-    levels = ", ".join(f"{k} {v:g}×" for k, v in COST_LIMIT_FACTORS.items())
     sweep = sub.add_parser(
         "sweep",
         help="train envs × safety arms × intensities × seeds (resumable), then write the tax report",
         description="Train every env × arm × intensity × seed, plus the unconstrained baseline of each arm (ppo-off; "
         "sac-off for sac arms) that every tax is measured against. Rerunning the same command skips "
         "finished runs and resumes interrupted or failed ones from their checkpoint; a failing run is "
-        "recorded in its status.json and does not stop the others. Named intensities set the cost limit "
-        f"to a multiple of the env's default limit ({levels}); d<N> sets it to N per episode.",
+        "recorded in its status.json and does not stop the others. Named intensities (mild, moderate, "
+        "strict) are each env's own doses, listed by `taxbench envs` (e.g. d = 50/25/5 on HalfCheetah, 25/10/2 on "
+        "the Panda); d<N> sets the cost limit to N per episode.",
     )
     sweep.add_argument(
         "--envs",

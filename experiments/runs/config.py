@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import platform
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from taxbench.experiments.runs.runfolder import CONFIG_FILE, atomic_write_json, read_json
+from taxbench.policies.lagrange import DEFAULT_COST_LIMIT, check_cost_limit
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class RunConfig:
     """Safety-intensity label used in the run folder: ``off`` for unconstrained arms, a named
     level (``mild``/``moderate``/``strict``) or an explicit one such as ``d25``."""
 
-    cost_limit: float = 25.0
+    cost_limit: float = DEFAULT_COST_LIMIT
     """Constraint threshold d for constrained arms, in cost per episode (ignored by ``ppo``)."""
 
     seed: int = 0
@@ -133,10 +133,9 @@ class RunConfig:
         _check_int("eval_episodes", self.eval_episodes, minimum=0)
         _check_int("eval_seed", self.eval_seed, minimum=0)
         _check_int("checkpoint_every", self.checkpoint_every, minimum=1)
-        if isinstance(self.cost_limit, bool) or not isinstance(self.cost_limit, (int, float)):
-            raise ValueError(f"cost_limit must be a number, got {self.cost_limit!r}")
-        if math.isnan(self.cost_limit) or self.cost_limit < 0 or math.isinf(self.cost_limit):
-            raise ValueError(f"cost_limit must be finite and >= 0, got {self.cost_limit!r}")
+        if not isinstance(self.cost_limit, (int, float)):
+            raise ValueError(f"cost_limit must be a finite number >= 0, got {self.cost_limit!r}")
+        check_cost_limit(self.cost_limit)
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"device must be a string such as 'auto' or 'cpu', got {self.device!r}")
         if self.capability not in CAPABILITY_METRICS:

@@ -24,15 +24,10 @@ from taxbench.experiments.runs.config import RunConfig, known_arms
 from taxbench.experiments.runs.pair import Job, JobResult
 from taxbench.experiments.runs.pool import run_jobs
 from taxbench.experiments.runs.runfolder import atomic_write_json, env_name, read_json, run_dir
+from taxbench.policies.presets import default_cost_limit, resolve_dose
 
 #: Named safety intensities, from none to the strictest.
 INTENSITIES: tuple[str, ...] = ("off", "mild", "moderate", "strict")
-#: Fallback dose when ``taxbench.policies`` has no ``intensity_settings``: the cost limit of each named
-#: level as a multiple of the env's default limit (25 per 1000-step episode: mild 50, moderate 25, strict 5).
-COST_LIMIT_FACTORS: dict[str, float] = {"mild": 2.0, "moderate": 1.0, "strict": 0.2}
-#: Cost limit used for envs outside the suite registry (per episode).
-FALLBACK_COST_LIMIT = 25.0
-
 _EXPLICIT = re.compile(r"^d(\d+(?:\.\d+)?)$")
 
 
@@ -76,44 +71,20 @@ def intensity_rank(label: str) -> float:
     return math.inf
 
 
-def default_cost_limit(env_id: str) -> float:
-    """The suite's default episode-cost limit of an env (:data:`FALLBACK_COST_LIMIT` outside the suite)."""
-    try:
-        from taxbench.envs.registry import entry_for
-
-        return float(entry_for(env_id).default_cost_limit)
-    except (ImportError, ValueError):
-        return FALLBACK_COST_LIMIT
-
-
 def intensity_overrides(env_id: str, arm: str, intensity: str) -> dict[str, Any]:
     """RunConfig fields that set the safety dose of ``arm`` at ``intensity`` on ``env_id``.
 
-    ``off`` sets nothing and ``d<N>`` sets ``cost_limit = N``. A named level asks the env's preset
-    (``taxbench.policies.intensity_settings``: the cost limit of Lagrangian arms, β of the penalty,
-    the shield's margins, as ``hyperparams``); without it, the cost limit is
-    :data:`COST_LIMIT_FACTORS` × the env's default limit.
+    ``off`` sets nothing; a named level or ``d<N>`` goes through
+    :func:`taxbench.policies.presets.resolve_dose`, the one route from an intensity to a dose that the
+    command line uses too (cost limit of arms that have one; β, shield margins as ``hyperparams``).
     """
     check_intensity(intensity)
     if intensity == "off":
         return {}
-    try:
-        from taxbench.policies import intensity_settings
-    except ImportError:
-        intensity_settings = None
-    match = _EXPLICIT.match(intensity)
-    if match:
-        if intensity_settings is not None and intensity_settings(env_id, arm, "moderate")[0] is None:
-            raise ValueError(
-                f"{intensity} sets a cost limit, which {arm} does not use: give it mild, moderate or strict"
-            )
-        return {"cost_limit": float(match.group(1))}
-    if intensity_settings is None:
-        return {"cost_limit": COST_LIMIT_FACTORS[intensity] * default_cost_limit(env_id)}
-    cost_limit, hyperparams = intensity_settings(env_id, arm, intensity)
-    out: dict[str, Any] = {"hyperparams": dict(hyperparams)} if hyperparams else {}
-    if cost_limit is not None:
-        out["cost_limit"] = float(cost_limit)
+    dose = resolve_dose(env_id, arm, intensity)
+    out: dict[str, Any] = {"cost_limit": dose.cost_limit}
+    if dose.hyperparams:
+        out["hyperparams"] = dict(dose.hyperparams)
     return out
 
 
