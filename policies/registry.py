@@ -10,7 +10,6 @@ not use, so one dict serves every arm. Arms whose mechanism sits between the pol
 from __future__ import annotations
 
 import json
-import math
 import pickle
 import zipfile
 from collections.abc import Callable
@@ -22,6 +21,8 @@ from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.type_aliases import GymEnv
 
+from .lagrange import DEFAULT_COST_LIMIT, check_cost_limit
+from .logger import run_logger
 from .penalty import PPOPenalty
 from .ppo_lag import PPOLagrangian
 from .sac_lag import SACLagrangian
@@ -97,10 +98,12 @@ _ACCEPTS: dict[str, frozenset[str]] = {
 _RESERVED = frozenset({"env", "seed", "device", "verbose", "cost_limit", "_init_setup_model"})
 #: Attribute saved in the model zip to tell ``load_learner`` which class to rebuild.
 ARM_ATTRIBUTE = "taxbench_arm"
+#: Attribute holding the ``make_learner`` arguments (seed, cost_limit, hyperparams) that ``save_policy`` records.
+BUILD_ATTRIBUTE = "taxbench_build"
 
 
 def resolve_device(device: str = "auto") -> str:
-    """Turn ``"auto"`` into ``"cuda"`` when a GPU is visible, else ``"cpu"``.
+    """Turn ``"auto"`` into ``"cuda"`` when a GPU is visible, else ``"cpu"``; refuse a device that is not there.
 
     Args:
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:<index>"``.
@@ -109,11 +112,21 @@ def resolve_device(device: str = "auto") -> str:
         The concrete device string.
 
     Raises:
-        ValueError: For any other device name.
+        ValueError: For any other device name, or a CUDA device this torch build or machine does not have
+            (a run never records ``cuda`` while training on the CPU).
     """
     if device == "auto":
         return "cuda" if th.cuda.is_available() else "cpu"
-    if device == "cpu" or device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+    if device == "cpu":
+        return device
+    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        index = int(device[5:]) if ":" in device else 0
+        if not th.cuda.is_available():
+            build = f"CUDA {th.version.cuda} build" if th.version.cuda else "CPU-only build"
+            raise ValueError(f"device {device!r} asked for, but torch {th.__version__} ({build}) sees no CUDA device")
+        if index >= th.cuda.device_count():
+            visible = th.cuda.device_count()
+            raise ValueError(f"device {device!r} asked for, but only {visible} CUDA device(s) are visible")
         return device
     raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {device!r}")
 
@@ -153,7 +166,7 @@ def make_learner(
     *,
     seed: int,
     device: str = "auto",
-    cost_limit: float = 25.0,
+    cost_limit: float = DEFAULT_COST_LIMIT,
     hyperparams: dict[str, Any] | None = None,
     verbose: int = 0,
 ) -> BaseAlgorithm:
@@ -180,8 +193,7 @@ def make_learner(
         ValueError: Unknown arm, negative or non-finite ``cost_limit``, or a reserved key in ``hyperparams``.
     """
     _check_arm(arm)
-    if not isinstance(cost_limit, int | float) or not math.isfinite(cost_limit) or cost_limit < 0:
-        raise ValueError(f"cost_limit must be a finite number >= 0, got {cost_limit!r}")
+    check_cost_limit(cost_limit)
     kwargs = dict(hyperparams or {})
     reserved = sorted(_RESERVED & kwargs.keys())
     if reserved:
@@ -195,6 +207,9 @@ def make_learner(
         common["cost_limit"] = float(cost_limit)
     model = _CLASSES[arm](policy, env, **common, **kwargs)
     setattr(model, ARM_ATTRIBUTE, arm)
+    build = {"seed": seed, "cost_limit": float(cost_limit), "hyperparams": dict(hyperparams or {})}
+    setattr(model, BUILD_ATTRIBUTE, build)
+    model.set_logger(run_logger(verbose=verbose))  # SB3's default logger leaves an SB3-<date> folder in /tmp
     return model
 
 
@@ -253,4 +268,5 @@ def load_learner(path: str | Path, env: GymEnv | None = None, device: str = "aut
             f"cannot restore {arm!r} learner from {str(zip_path)!r} ({type(exc).__name__}: {exc})"
         ) from exc
     setattr(model, ARM_ATTRIBUTE, arm)
+    model.set_logger(run_logger(verbose=model.verbose))
     return model

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,6 +76,17 @@ def cost_limit_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}") from None
 
 
+def device_arg(text: str) -> str:
+    """Argparse type of ``--device``: refuses an unknown name or a CUDA device that is not there."""
+    from taxbench.policies.registry import resolve_device
+
+    try:
+        resolve_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def seed_arg(text: str) -> int:
     try:
         value = int(text)
@@ -134,7 +146,13 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="parallel envs per run (default: the env's preset, e.g. 4 for HalfCheetah)",
     )
-    parser.add_argument("--device", default="auto", help="torch device: auto (CUDA if present, else CPU), cpu, cuda")
+    parser.add_argument(
+        "--device",
+        type=device_arg,
+        default="auto",
+        help="torch device: auto (CUDA if present, else CPU), cpu, cuda, cuda:<index>; "
+        "a device this machine lacks is refused before any run starts",
+    )
     parser.add_argument(
         "--threads",
         type=positive_int,
@@ -159,6 +177,34 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue interrupted runs and reuse finished ones")
     parser.add_argument("--overwrite", action="store_true", help="delete existing runs in the way and train again")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    add_tensorboard_option(parser)
+
+
+def tensorboard_arg(text: str) -> str:
+    """Argparse type of ``--tensorboard``: the package must be installed and the folder creatable."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise argparse.ArgumentTypeError("needs the tensorboard package: pip install 'taxbench[tensorboard]'") from None
+    folder = Path(text)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise argparse.ArgumentTypeError(
+            f"cannot write TensorBoard logs under {text!r} ({existing} is not a writable folder)"
+        )
+    return text
+
+
+def add_tensorboard_option(parser: argparse.ArgumentParser) -> None:
+    """``--tensorboard DIR``: one event-file folder per run under DIR (<experiment>/<env>/<arm>-<intensity>/seed<k>)."""
+    parser.add_argument(
+        "--tensorboard",
+        type=tensorboard_arg,
+        default=None,
+        metavar="DIR",
+        help="write SB3's scalars and safety/* (episode cost, violation rate, λ) as TensorBoard event files, one "
+        "folder per run under DIR; watch live with `tensorboard --logdir DIR`",
+    )
 
 
 def parse_env_kwargs(pairs: Sequence[str]) -> dict[str, Any]:
@@ -203,6 +249,7 @@ def base_config(args: argparse.Namespace, arm: str, seed: int) -> Any:
         device=args.device,
         torch_threads=args.threads,
         eval_episodes=args.eval_episodes,
+        tensorboard=args.tensorboard,
     ).validate()
 
 

@@ -10,7 +10,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from taxbench.experiments.cli.options import DEFAULT_ENV, env_id_arg, nonneg_float, positive_int, seed_arg
+from taxbench.experiments.cli.options import (
+    DEFAULT_ENV,
+    add_tensorboard_option,
+    device_arg,
+    env_id_arg,
+    nonneg_float,
+    positive_int,
+    seed_arg,
+)
 
 
 def _intensity(text: str) -> str:
@@ -85,7 +93,7 @@ def add_sweep_parser(sub: Any) -> None:
         help="existing Ray cluster (e.g. auto, ray://head:10001); default: start a local instance",
     )
     sweep.add_argument("--n-envs", type=positive_int, default=None, help="parallel envs per run (default: preset)")
-    sweep.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")
+    sweep.add_argument("--device", type=device_arg, default="auto", help="torch device: auto, cpu, cuda, cuda:<index>")
     sweep.add_argument("--threads", type=positive_int, default=1, help="torch threads per run (default 1)")
     sweep.add_argument("--eval-episodes", type=positive_int, default=10, help="evaluation episodes per run (10)")
     sweep.add_argument(
@@ -113,6 +121,7 @@ def add_sweep_parser(sub: Any) -> None:
     sweep.add_argument("--overwrite", action="store_true", help="train every run again from scratch")
     sweep.add_argument("--no-report", action="store_true", help="write the tables only (no figures, report.html)")
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    add_tensorboard_option(sweep)
     _add_report_options(sweep)
 
 
@@ -235,6 +244,7 @@ def cmd_sweep(args: argparse.Namespace, console: Console, err_console: Console) 
         torch_threads=args.threads,
         eval_episodes=args.eval_episodes,
         checkpoint_every=args.checkpoint_every,
+        tensorboard=args.tensorboard,
     ).validate()
     jobs = sweep_jobs(spec)
     err_console.print(f"{describe(spec, jobs)}, {args.workers} worker(s), backend {args.backend}", highlight=False)

@@ -104,6 +104,10 @@ class RunConfig:
     checkpoint_every: int = 10_000
     """Checkpoint period in environment steps (checkpoints are taken between rollouts)."""
 
+    tensorboard: str | None = None
+    """Folder for this run's TensorBoard event files (SB3's scalars plus ``safety/*``), or None for none.
+    Where the run writes its logs, not what it trains: not one of :data:`IDENTITY_FIELDS`."""
+
     capability: str = "auto"
     """Capability metric: ``success`` (success rate), ``return`` (mean return), or ``auto``
     (ask the env; see :func:`taxbench.experiments.evaluation.resolve_capability_metric`)."""
@@ -136,6 +140,8 @@ class RunConfig:
         if not isinstance(self.cost_limit, (int, float)):
             raise ValueError(f"cost_limit must be a finite number >= 0, got {self.cost_limit!r}")
         check_cost_limit(self.cost_limit)
+        if self.tensorboard is not None and (not isinstance(self.tensorboard, str) or not self.tensorboard):
+            raise ValueError(f"tensorboard must be a folder path or None, got {self.tensorboard!r}")
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"device must be a string such as 'auto' or 'cpu', got {self.device!r}")
         if self.capability not in CAPABILITY_METRICS:
@@ -228,6 +234,21 @@ def git_commit(path: str | os.PathLike[str] | None = None) -> dict[str, Any] | N
     return {"commit": commit, "dirty": bool(status.strip())}
 
 
+def torch_build() -> dict[str, Any]:
+    """The torch build a run used: version, the CUDA version it was built for (None: CPU-only) and visible GPUs.
+
+    PyPI's CUDA wheels carry no ``+cu`` suffix in their version, so the version alone does not say which build
+    ran; results differ in their digits between builds and versions (README, "Reproducibility").
+    """
+    import torch
+
+    return {
+        "version": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cuda_devices": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+    }
+
+
 def resolve_device_name(device: str = "auto") -> str:
     """Resolve ``auto`` to the torch device a learner will use (``cuda`` when present, else ``cpu``)."""
     try:
@@ -260,6 +281,7 @@ def provenance(device: str = "auto") -> dict[str, Any]:
         resolved = f"unresolved ({exc})"
     return {
         "packages": {name: _version(dist) for name, dist in _PACKAGES.items()},
+        "torch_build": torch_build(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "git": git_commit(),

@@ -112,6 +112,7 @@ class SweepSpec:
     torch_threads: int = 1
     eval_episodes: int = 10
     checkpoint_every: int = 10_000
+    tensorboard: str | None = None
 
     def validate(self) -> SweepSpec:
         """Check the grid; raises ValueError with a one-line message on the first problem."""
@@ -168,6 +169,7 @@ def run_config(spec: SweepSpec, env_id: str, arm: str, intensity: str, seed: int
         "torch_threads": spec.torch_threads,
         "eval_episodes": spec.eval_episodes,
         "checkpoint_every": spec.checkpoint_every,
+        "tensorboard": spec.tensorboard,
         "cost_limit": default_cost_limit(env_id),
     }
     overrides = intensity_overrides(env_id, arm, intensity)

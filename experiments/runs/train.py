@@ -372,6 +372,7 @@ class _Session:
 
     def run(self, *, resume: bool, progress: bool, extra_callbacks: Sequence[BaseCallback]) -> dict[str, Any]:
         from taxbench.policies import SafetyMetricsCallback, load_learner, make_learner
+        from taxbench.policies.logger import run_logger
 
         cfg, ckpt_dir = self.cfg, self.run_dir / CHECKPOINT_DIR
         self.venv = make_vec_env(cfg)
@@ -400,6 +401,9 @@ class _Session:
                     cfg.steps, f"{cfg.arm}-{cfg.intensity} seed{cfg.seed}", lambda: self.last_row
                 )
                 cbs.append(self.bar)
+            if cfg.tensorboard is not None:
+                # <experiment>/<env>/<arm>-<intensity>/seed<k>, as under --out
+                model.set_logger(run_logger(Path(cfg.tensorboard, *self.run_dir.resolve().parts[-4:])))
             model.learn(remaining, callback=CallbackList([*cbs, *extra_callbacks]), reset_num_timesteps=loaded is None)
             self.close_bar()
             self.steps = int(model.num_timesteps)

@@ -1,0 +1,115 @@
+"""Loose ends of issue 18, each driven through the real command: impossible devices refused before any run,
+no SB3 temp folders, the torch build in every config, TensorBoard event files a TensorBoard reader loads."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[3]
+TINY = ["--env", "taxbench/HalfCheetahVelocity-v0", "--steps", "1024", "--n-envs", "1", "--eval-episodes", "1"]
+
+
+def taxbench(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "taxbench.experiments.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:x", "gpu"])
+def test_unknown_device_is_refused_at_parse_time(tmp_path, device):
+    result = taxbench("pair", "--device", device, "--out", str(tmp_path / "runs"), "--no-progress")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert "device" in result.stderr
+    assert not (tmp_path / "runs").exists()  # nothing started
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+@pytest.mark.parametrize("command", ["train", "pair", "sweep"])
+def test_cuda_without_a_gpu_is_refused_before_any_run(tmp_path, command):
+    result = taxbench(command, "--device", "cuda", "--out", str(tmp_path / "runs"), "--no-progress")
+    assert result.returncode == 2, result.stderr
+    assert "sees no CUDA device" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_typer_is_not_a_dependency_nobody_imports():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not any(d.startswith("typer") for d in deps)
+
+
+@pytest.fixture(scope="module")
+def tb_pair(tmp_path_factory):
+    """A tiny pair with --tensorboard, its TMPDIR an empty folder of its own."""
+    base = tmp_path_factory.mktemp("tb_pair")
+    tmp = base / "tmp"
+    tmp.mkdir()
+    env = {"TMPDIR": str(tmp)}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "taxbench.experiments.cli",
+            "pair",
+            *TINY,
+            "--seeds",
+            "0",
+            "--workers",
+            "1",
+            "--out",
+            "runs",
+            "--tensorboard",
+            "runs/tb",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=base,
+        env={k: v for k, v in {**os.environ, **env}.items() if k != "SB3_LOGDIR"},
+    )
+    return base, tmp, result
+
+
+def test_pair_with_tensorboard_writes_event_files_tensorboard_reads(tb_pair):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    base, _, result = tb_pair
+    assert result.returncode == 0, result.stderr
+    for arm in ("ppo-off", "ppo-lag-d25"):
+        folder = base / "runs" / "tb" / "default" / "HalfCheetahVelocity-v0" / arm / "seed0"
+        events = EventAccumulator(str(folder))
+        events.Reload()
+        scalars = set(events.Tags()["scalars"])
+        assert {"safety/ep_cost", "safety/violation_rate", "safety/lambda", "train/value_loss"} <= scalars, scalars
+        steps = [e.step for e in events.Scalars("safety/violation_rate")]
+        assert steps == sorted(steps) and steps[-1] >= 1024
+
+
+def test_a_run_writes_nothing_in_the_temp_folder(tb_pair):
+    _, tmp, result = tb_pair
+    assert result.returncode == 0, result.stderr
+    assert not [p.name for p in tmp.iterdir() if p.name.startswith("SB3-")]
+
+
+def test_every_run_config_records_the_torch_build(tb_pair):
+    base, _, _ = tb_pair
+    configs = sorted((base / "runs" / "default").rglob("config.json"))
+    assert len(configs) == 2
+    for path in configs:
+        build = json.loads(path.read_text())["provenance"]["torch_build"]
+        assert build["version"] == torch.__version__
+        assert build["cuda"] == torch.version.cuda
