@@ -45,10 +45,14 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``taxbench`` argument parser: one sub-parser per entry of :data:`SUBCOMMANDS`."""
-    parser = Parser(prog="taxbench", description="Measure the embodied alignment tax of safe robot learning.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+def build_parser(parser_class: type[argparse.ArgumentParser] = Parser) -> argparse.ArgumentParser:
+    """The ``taxbench`` argument parser: one sub-parser per entry of :data:`SUBCOMMANDS`.
+
+    ``parser_class`` decides what a bad argument does: :class:`Parser` prints one line and exits 2 (the
+    command line); the Python API passes one that raises ValueError.
+    """
+    parser = parser_class(prog="taxbench", description="Measure the embodied alignment tax of safe robot learning.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=parser_class)
     for command in SUBCOMMANDS:
         command.add_parser(sub)
     return parser
