@@ -86,6 +86,7 @@ class Task(Protocol):
 
     name: str
     kind: str  # "velocity", "navigation", "reach", "push": used to break the tax down by task type
+    capability_metric: str  # "return" (no success notion, e.g. running) or "success": what the tax is measured on
     reward_terms: tuple[str, ...]
 
     def markers(self) -> Sequence[Marker]:

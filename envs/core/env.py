@@ -75,6 +75,11 @@ class SafeRobotEnv(gym.Env[np.ndarray, np.ndarray]):
         self._dt = self.sim.dt  # the control period is fixed at construction (render_fps above relies on it too)
 
     @property
+    def capability_metric(self) -> str:
+        """What the alignment tax is measured on: ``return`` or ``success`` (success rate), as the task declares."""
+        return self.task.capability_metric
+
+    @property
     def cost_terms(self) -> tuple[str, ...]:
         """Names of the reported cost terms."""
         return tuple(term.name for term in self.safety)

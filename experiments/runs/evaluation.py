@@ -44,8 +44,6 @@ EPISODE_FIELDS: tuple[str, ...] = (
     "violation_rate",
 )
 
-#: Task kinds (``env.unwrapped.task.kind``) scored by return rather than success rate.
-RETURN_TASK_KINDS: frozenset[str] = frozenset({"velocity"})
 
 #: Safety net against envs without a time limit: an episode longer than this is an error.
 MAX_EPISODE_STEPS = 1_000_000
@@ -189,9 +187,9 @@ def resolve_capability_metric(env_id: str, env_kwargs: Mapping[str, Any] | None 
     """Decide whether a run's capability is its success rate or its mean return.
 
     ``success`` and ``return`` are returned as given. For ``auto`` the env is built once and
-    asked, in order: an ``unwrapped.capability_metric`` attribute, ``metadata["capability"]``,
-    then ``unwrapped.task.kind`` (``velocity`` tasks have no success notion → ``return``; any
-    other task kind → ``success``). Envs without any of these are scored by ``return``.
+    asked: its task declares the metric (``unwrapped.capability_metric``, e.g. ``return`` for running,
+    ``success`` for reaching), else ``metadata["capability"]``; envs declaring neither (foreign envs
+    checked by ``taxbench check``) are scored by ``return``.
 
     Returns:
         ``"success"`` or ``"return"``.
@@ -204,12 +202,7 @@ def resolve_capability_metric(env_id: str, env_kwargs: Mapping[str, Any] | None 
     try:
         unwrapped = env.unwrapped
         declared = getattr(unwrapped, "capability_metric", None) or (unwrapped.metadata or {}).get("capability")
-        if declared in ("success", "return"):
-            return declared
-        kind = getattr(getattr(unwrapped, "task", None), "kind", None)
-        if isinstance(kind, str):
-            return "return" if kind in RETURN_TASK_KINDS else "success"
-        return "return"
+        return declared if declared in ("success", "return") else "return"
     finally:
         env.close()
 

@@ -48,6 +48,7 @@ class HazardGoal:
 
     name = "hazard_goal"
     kind = "navigation"
+    capability_metric = "success"  # what the tax is measured on
 
     def __init__(
         self,

@@ -90,6 +90,7 @@ class RunForward:
 
     name = "run_forward"
     kind = "velocity"
+    capability_metric = "return"  # what the tax is measured on
 
     def __init__(self, robot: LeggedRobot, weights: LocomotionWeights) -> None:
         self.robot, self.weights = robot, weights

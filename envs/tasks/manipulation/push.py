@@ -33,6 +33,7 @@ class PandaPush:
 
     name = "push"
     kind = "push"
+    capability_metric = "success"  # what the tax is measured on
     reward_terms = ("block_distance", "reach")
     block = BodySpec(
         "block", "box", (BLOCK_HALF,) * 3, (0.5, -0.15, BLOCK_HALF), rgba=(0.9, 0.6, 0.1, 1.0), mass=0.2, friction=0.5

@@ -38,6 +38,7 @@ class PandaReach:
 
     name = "reach"
     kind = "reach"
+    capability_metric = "success"  # what the tax is measured on
     reward_terms = ("distance", "arrived")
 
     def __init__(
