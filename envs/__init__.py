@@ -17,8 +17,9 @@ from taxbench.envs.registry import (
 
 register_all()
 
-#: Exported lazily: the vector env imports stable-baselines3 (and so torch), which plain env users need not pay for.
-_VECTOR_EXPORTS = ("SafeRobotVectorEnv", "SB3VectorEnv")
+#: Exported lazily: plain env users need not pay for the batched stepper (SB3's adapter is
+#: ``taxbench.policies.SB3VectorEnv``).
+_VECTOR_EXPORTS = ("SafeRobotVectorEnv",)
 
 
 def __getattr__(name: str) -> object:
@@ -33,7 +34,6 @@ __all__ = [
     "ENTRIES",
     "ENV_IDS",
     "CostTerm",
-    "SB3VectorEnv",
     "SafeRobotEnv",
     "SafeRobotVectorEnv",
     "SafetyGymnasiumAPI",

@@ -27,6 +27,16 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+from taxbench.experiments.runs.checkpoint import (
+    KEEP_CHECKPOINTS,
+    Checkpoint,
+    CheckpointCallback,
+    checkpoint_path,
+    list_checkpoints,
+    load_newest_checkpoint,
+    read_resume_state,
+    save_checkpoint,
+)
 from taxbench.experiments.runs.config import RunConfig, load_run_config, write_run_config
 from taxbench.experiments.runs.evaluation import evaluate_and_write
 from taxbench.experiments.runs.runfolder import (
@@ -47,103 +57,7 @@ from taxbench.experiments.runs.runfolder import (
 
 log = logging.getLogger(__name__)
 
-#: Checkpoints kept per run (older ones are deleted); more than one so a corrupt newest one
-#: still leaves something to resume from.
-KEEP_CHECKPOINTS = 3
-
-_CHECKPOINT_RE = re.compile(r"^step_(\d+)\.zip$")
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A checkpoint file, its environment steps and the run's cumulative wall time then (s)."""
-
-    path: Path
-    steps: int
-    wall_s: float
-
-
-def checkpoint_path(directory: Path, steps: int) -> Path:
-    """Path of the checkpoint taken at ``steps`` in a ``checkpoints/`` folder."""
-    return directory / f"step_{steps:012d}.zip"
-
-
-def save_checkpoint(model: Any, directory: Path, steps: int, wall_s: float, keep: int = KEEP_CHECKPOINTS) -> Path:
-    """Save ``model`` atomically as a checkpoint (zip, then a JSON sidecar) and prune old ones.
-
-    Returns:
-        The checkpoint path.
-    """
-    path = checkpoint_path(directory, steps)
-    with atomic_path(path, suffix=".zip") as tmp:
-        model.save(tmp)
-    atomic_write_json(path.with_suffix(".json"), {"steps": steps, "wall_s": wall_s, "time": time.time()})
-    for old in list_checkpoints(directory)[keep:]:
-        old.path.unlink(missing_ok=True)
-        old.path.with_suffix(".json").unlink(missing_ok=True)
-    return path
-
-
-def list_checkpoints(directory: Path) -> list[Checkpoint]:
-    """Checkpoints in ``directory``, newest (most steps) first; files are not validated."""
-    found = []
-    if directory.is_dir():
-        for path in directory.iterdir():
-            match = _CHECKPOINT_RE.match(path.name)
-            if match:
-                steps, wall_s = int(match.group(1)), 0.0
-                try:
-                    wall_s = float(read_json(path.with_suffix(".json"))["wall_s"])
-                except (OSError, ValueError, KeyError, TypeError):
-                    pass
-                found.append(Checkpoint(path, steps, wall_s))
-    return sorted(found, key=lambda c: c.steps, reverse=True)
-
-
-def load_newest_checkpoint(directory: Path, load: Callable[[Path], Any]) -> tuple[Any, Checkpoint] | None:
-    """Load the newest checkpoint that is a sound zip and that ``load`` accepts.
-
-    Unreadable checkpoints are logged and skipped.
-
-    Returns:
-        ``(model, checkpoint)``, or None when no checkpoint can be loaded.
-    """
-    for ckpt in list_checkpoints(directory):
-        try:
-            if not zipfile.is_zipfile(ckpt.path):
-                raise ValueError("not a zip file")
-            with zipfile.ZipFile(ckpt.path) as zf:
-                bad = zf.testzip()
-            if bad is not None:
-                raise ValueError(f"corrupt member {bad}")
-            return load(ckpt.path), ckpt
-        except Exception as exc:
-            log.warning("skipping unreadable checkpoint %s: %s", ckpt.path, exc)
-    return None
-
-
-class CheckpointCallback(BaseCallback):
-    """Checkpoint every ``every`` steps, between rollouts (after the update, before collecting).
-
-    Checkpoints are taken at a rollout's start, where the weights (and λ) reflect every step
-    counted in ``num_timesteps``, so a resumed run repeats no update and skips none.
-    """
-
-    def __init__(self, directory: Path, every: int, last_steps: int, wall_s: Callable[[], float]) -> None:
-        super().__init__()
-        self.directory, self.every, self.last_steps, self.wall_s = directory, every, last_steps, wall_s
-
-    def _on_rollout_start(self) -> None:
-        steps = int(self.model.num_timesteps)
-        if steps - self.last_steps >= self.every:
-            save_checkpoint(self.model, self.directory, steps, self.wall_s())
-            self.last_steps = steps
-
-    def _on_step(self) -> bool:
-        return True
+# ----------------------------------------------------------------------------- progress bar
 
 
 class RichProgressCallback(BaseCallback):
@@ -247,7 +161,8 @@ def make_vec_env(cfg: RunConfig, *, batched: bool | None = None) -> VecEnv:
     if batched is None:
         batched = os.environ.get(BATCHED_PHYSICS_ENV_VAR, "1") != "0"
     if batched and cfg.n_envs > 1 and wrap is None:
-        from taxbench.envs.core.vector import NotBatchableError, SafeRobotVectorEnv, SB3VectorEnv
+        from taxbench.envs.core.vector import NotBatchableError, SafeRobotVectorEnv
+        from taxbench.policies.sb3_vec_env import SB3VectorEnv
 
         try:
             vec = SafeRobotVectorEnv.from_id(cfg.env_id, cfg.n_envs, env_kwargs=dict(cfg.env_kwargs), tune_threads=True)

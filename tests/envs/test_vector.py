@@ -8,9 +8,10 @@ import pytest
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from taxbench.envs import SafeRobotVectorEnv, SB3VectorEnv
+from taxbench.envs import SafeRobotVectorEnv
 from taxbench.envs.core.vector import NotBatchableError
 from taxbench.envs.sim.mujoco_batch import MujocoBatchStepper
+from taxbench.policies import SB3VectorEnv
 
 N, STEPS, LIMIT, SEED = 3, 200, 60, 11
 
