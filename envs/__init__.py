@@ -6,14 +6,8 @@ Importing this package registers the ``taxbench/`` ids with Gymnasium.
 from taxbench.envs.core.components import CostTerm, SafetySpec, StepContext
 from taxbench.envs.core.env import SafeRobotEnv
 from taxbench.envs.core.wrappers import SafetyGymnasiumAPI
-from taxbench.envs.registry import (
-    ENTRIES,
-    ENV_IDS,
-    entry_for,
-    make_hazard_env,
-    make_velocity_env,
-    register_all,
-)
+from taxbench.envs.registry import ENTRIES, ENV_IDS, entry_for, register_all
+from taxbench.envs.tasks.locomotion.factory import make_hazard_env, make_velocity_env
 
 register_all()
 
