@@ -1,6 +1,6 @@
 """Cost terms of an arm working beside a person: TCP speed, contact force per body region, separation.
 
-Every measurement is taken from named bodies through the :class:`~taxbench.envs.core.sim.Sim` adapter, so the
+Every measurement is taken from named bodies through the :class:`~taxbench.envs.core.sim_api.Sim` adapter, so the
 same terms run on MuJoCo and on PyBullet. The TCP is the robot's ``root_position`` (see
 :class:`~taxbench.envs.robots.panda.PandaRobot`); its speed is the average over the control step.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from taxbench.envs.core.components import CostTerm, Robot, StepContext
-from taxbench.envs.core.sim import BodySpec, Contact, Sim
+from taxbench.envs.core.sim_api import BodySpec, Contact, Sim
 from taxbench.envs.costs.locomotion import JointLimitCost
 
 

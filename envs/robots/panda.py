@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from gymnasium import spaces
 
-from taxbench.envs.core.sim import BodySpec, CameraSpec, Marker, Sim
+from taxbench.envs.core.sim_api import BodySpec, CameraSpec, Marker, Sim
 
 ARM_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
 FINGER_JOINTS = ("panda_finger_joint1", "panda_finger_joint2")

@@ -17,7 +17,7 @@ if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
 import mujoco
 import numpy as np
 
-from taxbench.envs.core.sim import Contact, Marker
+from taxbench.envs.core.sim_api import Contact, Marker
 
 _GEOM_TYPES = {
     "sphere": mujoco.mjtGeom.mjGEOM_SPHERE,

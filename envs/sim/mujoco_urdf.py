@@ -17,7 +17,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from taxbench.envs.core.sim import BodySpec, CameraSpec
+from taxbench.envs.core.sim_api import BodySpec, CameraSpec
 
 #: PyBullet grows a convex mesh's bounding box by this collision margin before taking box inertias, m.
 PYBULLET_MESH_MARGIN = 0.004

@@ -1,6 +1,6 @@
 """PyBullet adapter: the only module of taxbench that imports ``pybullet``.
 
-One fixed-base URDF robot plus simple collision bodies (:class:`~taxbench.envs.core.sim.BodySpec`) and
+One fixed-base URDF robot plus simple collision bodies (:class:`~taxbench.envs.core.sim_api.BodySpec`) and
 visual markers, in DIRECT mode (no display). Rendering uses the CPU TinyRenderer. Each instance owns its
 own physics client, and ``deterministicOverlappingPairs=1`` makes clients in one process agree (NOTES.md).
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from taxbench.envs.core.sim import BodySpec, CameraSpec, Contact, Marker
+from taxbench.envs.core.sim_api import BodySpec, CameraSpec, Contact, Marker
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from taxbench.envs.core.components import StepContext
-from taxbench.envs.core.sim import Marker, Sim
+from taxbench.envs.core.sim_api import Marker, Sim
 from taxbench.envs.costs.locomotion import HazardZones
 from taxbench.envs.robots.legged import LeggedRobot
 from taxbench.envs.tasks.locomotion.velocity import (

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from taxbench.envs.core.components import StepContext
-from taxbench.envs.core.sim import BodySpec, Marker, Sim
+from taxbench.envs.core.sim_api import BodySpec, Marker, Sim
 from taxbench.envs.robots.panda import PandaRobot
 
 _TARGET_RGBA = (0.1, 0.85, 0.2, 0.6)

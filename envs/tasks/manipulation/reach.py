@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from taxbench.envs.core.components import StepContext
-from taxbench.envs.core.sim import BodySpec, Marker, Sim
+from taxbench.envs.core.sim_api import BodySpec, Marker, Sim
 from taxbench.envs.robots.panda import PandaRobot
 from taxbench.envs.tasks.manipulation.scene import PERSON, keepout_marker
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from taxbench.envs.core.sim import BodySpec, CameraSpec, Marker
+from taxbench.envs.core.sim_api import BodySpec, CameraSpec, Marker
 
 TABLE = BodySpec("table", "box", (0.5, 0.7, 0.025), (0.6, 0.1, -0.025), rgba=(0.55, 0.42, 0.3, 1.0), friction=0.5)
 

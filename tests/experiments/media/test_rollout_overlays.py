@@ -102,7 +102,7 @@ def test_pybullet_arrows_are_projected_into_the_tiny_renderer_image():
     pybullet_data = pytest.importorskip("pybullet_data")
     from pathlib import Path
 
-    from taxbench.envs.core.sim import CameraSpec
+    from taxbench.envs.core.sim_api import CameraSpec
     from taxbench.envs.sim.pybullet_sim import PyBulletSim
 
     sim = PyBulletSim(
