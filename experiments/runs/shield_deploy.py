@@ -8,13 +8,9 @@ the same seed like any other arm: its τ and g are what the shield costs and buy
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
 
 from taxbench.experiments.runs.config import load_run_config, write_run_config
 from taxbench.experiments.runs.evaluation import evaluate_and_write
@@ -23,19 +19,23 @@ from taxbench.experiments.runs.runfolder import MODEL_FILE, read_status, run_dir
 SHIELD_ARM = "ppo-shield"
 
 
-def deploy_shield(source: str | Path, intensity: str = "moderate", out: str | Path | None = None) -> tuple[Path, dict]:
+def deploy_shield(
+    source: str | Path, intensity: str = "moderate", out: str | Path | None = None, trust_pickle: bool = False
+) -> tuple[Path, dict]:
     """Evaluate the finished unconstrained run ``source`` behind the shield; return the new run folder and summary.
 
     Args:
         source: A finished run folder of an unconstrained arm (``ppo``).
         intensity: Named intensity giving the shield's speed fraction and clearance (see ``taxbench envs``).
         out: Output root (default: the source run's output root, so the report finds both).
+        trust_pickle: Load the model with SB3's unpickler (runs code the file carries); default: tensors only.
 
     Raises:
         FileNotFoundError: no config or model in ``source``.
         ValueError: ``source`` is not a finished unconstrained run, or the env cannot be shielded.
     """
-    from taxbench.policies import env_wrapper, load_learner
+    from taxbench.experiments.runs.policy_files import load_run_policy
+    from taxbench.policies import env_wrapper
     from taxbench.policies.presets import intensity_settings
 
     source = Path(source)
@@ -53,7 +53,7 @@ def deploy_shield(source: str | Path, intensity: str = "moderate", out: str | Pa
     write_run_config(deployed, target)
     write_status(target, "running", deployed_from=str(source))
     try:
-        model = load_learner(source / MODEL_FILE, device="cpu")
+        model = load_run_policy(source, cfg, trust_pickle=trust_pickle)
         summary = evaluate_and_write(model, deployed, target, wrap_env=env_wrapper(SHIELD_ARM, deployed.hyperparams))
     except Exception as exc:
         write_status(target, "failed", error=f"{type(exc).__name__}: {exc}", deployed_from=str(source))
@@ -62,7 +62,3 @@ def deploy_shield(source: str | Path, intensity: str = "moderate", out: str | Pa
     summary.update({"train_steps": 0, "lambda": None, "wall_s": 0.0})
     write_status(target, "done", summary=summary, deployed_from=str(source))
     return target, summary
-
-
-
-
