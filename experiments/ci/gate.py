@@ -73,14 +73,19 @@ class GateResult:
         }
 
 
-def load_policy(target: str | Path, env_id: str | None) -> tuple[Any, str, dict[str, Any]]:
+def load_policy(target: str | Path, env_id: str | None, trust_pickle: bool = False) -> tuple[Any, str, dict[str, Any]]:
     """Load a policy from a run folder (model.zip + config.json) or a model zip; return it with its env.
+
+    Nothing is unpickled unless ``trust_pickle``: the learner is rebuilt from JSON and its tensors
+    (:mod:`taxbench.experiments.runs.policy_files`), so gating an untrusted model runs none of its code.
 
     Raises:
         FileNotFoundError: no such run folder or model file.
-        ValueError: a corrupt model, or a model zip given without ``env_id``.
+        ValueError: a corrupt model, a model that only loads by unpickling, a model whose spaces do not fit
+            the env (naming both), or a model zip given without ``env_id``.
     """
-    from taxbench.policies import load_learner
+    from taxbench.experiments.runs.config import RunConfig
+    from taxbench.experiments.runs.policy_files import load_model_for_env
 
     path = Path(target)
     config: dict[str, Any] = {}
@@ -98,11 +103,10 @@ def load_policy(target: str | Path, env_id: str | None) -> tuple[Any, str, dict[
         raise ValueError(f"{target} has no config.json naming its env: pass --env")
     env_kwargs = dict(config.get("env_kwargs", {})) if config.get("env_id") == env_id else {}
     try:
-        model = load_learner(model_path, device="cpu")
-    except (FileNotFoundError, ValueError):
-        raise
-    except Exception as exc:
-        raise ValueError(f"cannot load the model {model_path}: {exc}") from None
+        cfg = RunConfig.from_dict(config) if config else None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{target}: config.json is not a valid run config: {exc}") from None
+    model = load_model_for_env(model_path, env_id, env_kwargs, cfg, trust_pickle=trust_pickle)
     return model, env_id, env_kwargs
 
 
@@ -185,6 +189,7 @@ def run_gate(
     min_return: float | None = None,
     baseline: str | Path | None = None,
     max_regression: float | None = None,
+    trust_pickle: bool = False,
 ) -> GateResult:
     """Evaluate ``target`` and check it; see the module docstring."""
     if episodes < 1:
@@ -197,7 +202,7 @@ def run_gate(
         max_regression,
         None if baseline is None else str(baseline),
     )
-    model, env_id, env_kwargs = load_policy(target, env_id)
+    model, env_id, env_kwargs = load_policy(target, env_id, trust_pickle)
     success = resolve_capability_metric(env_id, env_kwargs) == "success"
     rows, _ = evaluate_policy(model, env_id, env_kwargs, episodes, seed)
     summary = run_summary(rows, success)
@@ -211,7 +216,7 @@ def run_gate(
     if min_return is not None:
         result.criteria.append(_absolute(summary, "mean_return", min_return, False, "mean_return"))
     if baseline is not None and max_regression is not None:
-        base_model, _, _ = load_policy(baseline, env_id)
+        base_model, _, _ = load_policy(baseline, env_id, trust_pickle)
         base_rows, _ = evaluate_policy(base_model, env_id, env_kwargs, episodes, seed)
         result.baseline_summary = run_summary(base_rows, success)
         key = "success" if success else "return"

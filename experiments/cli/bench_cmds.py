@@ -19,7 +19,7 @@ from taxbench.experiments.bench.render import bench_render, print_bench_render
 from taxbench.experiments.bench.train import bench_pair, bench_train
 from taxbench.experiments.bench.vector import DEFAULT_ENVS as VECTOR_ENVS
 from taxbench.experiments.bench.vector import DEFAULT_N_ENVS, bench_vector_in_fresh_process, print_bench_vector
-from taxbench.experiments.cli.options import env_id_arg, positive_int
+from taxbench.experiments.cli.options import env_id_arg, out_file_arg, positive_int
 
 
 def add_bench_parser(sub: Any) -> None:
@@ -58,8 +58,8 @@ def add_bench_parser(sub: Any) -> None:
     envs.add_argument(
         "--reference", action="store_true", help=f"also time Gymnasium's own {', '.join(REFERENCE_ENVS)} the same way"
     )
-    envs.add_argument("--csv", type=str, default=None, help="also write the results to this CSV file")
-    envs.add_argument("--json", type=str, default=None, help="also write the results to this JSON file")
+    envs.add_argument("--csv", type=out_file_arg, default=None, help="also write the results to this CSV file")
+    envs.add_argument("--json", type=out_file_arg, default=None, help="also write the results to this JSON file")
     envs.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_render_parser(bench_sub)  # bench render
     add_train_parsers(bench_sub)  # bench train, bench pair
@@ -106,8 +106,8 @@ def add_render_parser(bench_sub: Any) -> None:
     render.add_argument("--height", type=positive_int, default=240, help="frame height, pixels (default 240)")
     render.add_argument("--frames", type=positive_int, default=60, help="frames timed per env and backend (default 60)")
     render.add_argument("--repeats", type=positive_int, default=3, help="repeats; medians (default 3)")
-    render.add_argument("--csv", type=str, default=None, help="also write the results to this CSV file")
-    render.add_argument("--json", type=str, default=None, help="also write the results to this JSON file")
+    render.add_argument("--csv", type=out_file_arg, default=None, help="also write the results to this CSV file")
+    render.add_argument("--json", type=out_file_arg, default=None, help="also write the results to this JSON file")
 
 
 def cmd_bench_render(args: Any, console: Any) -> int:
@@ -135,11 +135,11 @@ def add_train_parsers(bench_sub: Any) -> None:
     train.add_argument("--steps", type=positive_int, default=8192, help="env steps per timed run (default 8192)")
     train.add_argument("--repeats", type=positive_int, default=3, help="repeats per arm (default 3)")
     train.add_argument("--n-envs", type=positive_int, default=None, help="parallel envs (default: the preset's)")
-    train.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    train.add_argument("--json", type=out_file_arg, default=None, help="also write the results as JSON")
     pair = bench_sub.add_parser("pair", help="wall time of `taxbench pair` end to end (default: the default pair)")
     pair.add_argument("pair_args", nargs="*", help="arguments for `taxbench pair` (put them after --)")
     pair.add_argument("--repeats", type=positive_int, default=1, help="repeats (default 1)")
-    pair.add_argument("--json", type=Path, default=None, help="also write the result as JSON")
+    pair.add_argument("--json", type=out_file_arg, default=None, help="also write the result as JSON")
 
 
 def cmd_bench_train(args: Any, console: Any) -> int:
@@ -219,8 +219,8 @@ def add_vector_parser(bench_sub: Any) -> None:
         "--world-steps", type=positive_int, default=8192, help="world-steps timed per measurement (default 8192)"
     )
     vector.add_argument("--repeats", type=positive_int, default=5, help="interleaved repeats; medians (default 5)")
-    vector.add_argument("--json", type=str, default=None, help="also write the rows to this JSON file")
-    vector.add_argument("--csv", type=str, default=None, help="also write the rows to this CSV file")
+    vector.add_argument("--json", type=out_file_arg, default=None, help="also write the rows to this JSON file")
+    vector.add_argument("--csv", type=out_file_arg, default=None, help="also write the rows to this CSV file")
 
 
 def cmd_bench_vector(args: Any, console: Any) -> int:

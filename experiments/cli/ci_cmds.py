@@ -6,13 +6,13 @@ Kept out of ``cli.py``, which only wires them in; imported lazily so ``taxbench 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from taxbench.experiments.cli.options import positive_int, seed_arg
+from taxbench.experiments.cli.options import env_id_arg, out_file_arg, positive_int, seed_arg
+from taxbench.experiments.runs.policy_files import TRUST_PICKLE_HELP
 
 
 def cmd_gate(args: argparse.Namespace, console: Console, err_console: Console) -> int:
@@ -30,6 +30,7 @@ def cmd_gate(args: argparse.Namespace, console: Console, err_console: Console) -
         min_return=args.min_return,
         baseline=args.baseline,
         max_regression=args.max_regression,
+        trust_pickle=args.trust_pickle,
     )
     write_outputs(result, args.junit, args.json)
     table = Table(
@@ -72,7 +73,9 @@ def add_gate_parser(sub: Any) -> None:
         "exit 0 pass, 1 fail, 2 bad input",
     )
     gate.add_argument("target", help="a run folder (model.zip + config.json) or a model zip")
-    gate.add_argument("--env", default=None, help="env id (default: the run's own env; required for a bare zip)")
+    gate.add_argument(
+        "--env", type=env_id_arg, default=None, help="env id (default: the run's own env; required for a bare zip)"
+    )
     gate.add_argument("--episodes", type=positive_int, default=10, help="evaluation episodes (default 10)")
     gate.add_argument("--seed", type=seed_arg, default=0, help="episode i is reset with seed+i (default 0)")
     gate.add_argument("--max-violation-rate", type=float, default=None, help="fail above this fraction of steps")
@@ -87,8 +90,9 @@ def add_gate_parser(sub: Any) -> None:
         help="allowed relative capability loss and absolute violation-rate increase vs the baseline; "
         "fails only when the whole 95%% CI is above it",
     )
-    gate.add_argument("--junit", type=Path, default=None, help="write JUnit XML here")
-    gate.add_argument("--json", type=Path, default=None, help="write the JSON verdict here")
+    gate.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
+    gate.add_argument("--junit", type=out_file_arg, default=None, help="write JUnit XML here")
+    gate.add_argument("--json", type=out_file_arg, default=None, help="write the JSON verdict here")
 
 
 def add_check_parser(sub: Any) -> None:

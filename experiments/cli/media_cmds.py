@@ -7,10 +7,10 @@ does not load imageio or the renderers.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from taxbench.experiments.cli.options import positive_int, seed_arg
+from taxbench.experiments.cli.options import out_file_arg, positive_int, run_dir_arg, seed_arg
+from taxbench.experiments.runs.policy_files import TRUST_PICKLE_HELP
 
 
 def add_rollout_parser(sub: Any) -> None:
@@ -23,7 +23,7 @@ def add_rollout_parser(sub: Any) -> None:
         "arrows. Writes <run>/media/: the video, one clip per group of events.jsonl violations (±1 s), "
         "contact_sheet.png and media.json (each event → its clip and time).",
     )
-    rollout.add_argument("run_dir", type=Path, help="a run folder holding config.json and model.zip")
+    rollout.add_argument("run_dir", type=run_dir_arg, help="a run folder holding config.json and model.zip")
     rollout.add_argument("--episodes", type=positive_int, default=3, help="episodes in the video (default 3)")
     rollout.add_argument(
         "--seed",
@@ -34,7 +34,7 @@ def add_rollout_parser(sub: Any) -> None:
     )
     rollout.add_argument(
         "--compare",
-        type=Path,
+        type=run_dir_arg,
         default=None,
         metavar="OTHER_RUN_DIR",
         help="a second run of the same env, shown on the right on the same seeds",
@@ -48,7 +48,7 @@ def add_rollout_parser(sub: Any) -> None:
     )
     rollout.add_argument(
         "--out",
-        type=Path,
+        type=out_file_arg,
         default=None,
         help="video file (default <run>/media/rollout.<fmt> or compare-<other run>.<fmt>)",
     )
@@ -74,6 +74,7 @@ def add_rollout_parser(sub: Any) -> None:
         default=20,
         help="most violation clips per run, the most severe kept (default 20; 0 = none)",
     )
+    rollout.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     rollout.add_argument("--no-clips", action="store_true", help="skip the violation clips")
     rollout.add_argument("--no-sheet", action="store_true", help="skip the contact sheet")
     rollout.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -82,11 +83,12 @@ def add_rollout_parser(sub: Any) -> None:
 def add_view_parser(sub: Any) -> None:
     """Add the ``view`` subcommand."""
     view = sub.add_parser("view", help="watch a run's policy live in the physics engine's viewer (needs a display)")
-    view.add_argument("run_dir", type=Path, help="a run folder holding config.json and model.zip")
+    view.add_argument("run_dir", type=run_dir_arg, help="a run folder holding config.json and model.zip")
     view.add_argument("--episodes", type=positive_int, default=None, help="episodes (default: until closed)")
     view.add_argument(
         "--seed", type=seed_arg, default=None, help="reset seed of episode 0 (default: the run's eval_seed)"
     )
+    view.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     view.add_argument("--fast", action="store_true", help="run as fast as possible instead of in real time")
 
 
@@ -115,6 +117,7 @@ def cmd_rollout(args: argparse.Namespace, console: Any, err_console: Any) -> int
         camera=args.camera,
         clips=not args.no_clips,
         max_clips=args.max_clips,
+        trust_pickle=args.trust_pickle,
         sheet=not args.no_sheet,
         progress=not args.no_progress,
     )
@@ -154,6 +157,7 @@ def cmd_view(args: argparse.Namespace, console: Any, err_console: Any) -> int:
             episodes=args.episodes,
             seed=args.seed,
             realtime=not args.fast,
+            trust_pickle=args.trust_pickle,
             log=lambda line: console.print(line, highlight=False),
         )
     except NoDisplayError as exc:

@@ -10,7 +10,7 @@ import argparse
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -42,7 +42,69 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+#: Largest training budget accepted, env steps per run (10 billion: 1,000× OmniSafe's 10M-step benchmark tables).
+MAX_STEPS = 10_000_000_000
+
+
 # ----------------------------------------------------------------------------- argument types
+def steps_arg(text: str) -> int:
+    """Argparse type of a training budget in env steps: a whole number in 1 .. :data:`MAX_STEPS`."""
+    value = positive_int(text)
+    if value > MAX_STEPS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_STEPS:,} env steps, got {text}")
+    return value
+
+
+def _first_existing(path: Path) -> Path:
+    return next((p for p in (path, *path.parents) if p.exists()), Path.cwd())
+
+
+def _writable_below(path: Path, text: str, what: str) -> None:
+    existing = _first_existing(path)
+    if existing != path and not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot create {what} {text!r}: {existing} is a file, not a folder")
+    if not os.access(existing if existing.is_dir() else existing.parent, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {what} {text!r}: {existing} is not writable")
+
+
+def out_dir_arg(text: str) -> Path:
+    """Argparse type of an output folder: an existing writable folder, or one that can be created."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"output folder {text!r} is a file")
+    _writable_below(path, text, "output folder")
+    return path
+
+
+def out_file_arg(text: str) -> Path:
+    """Argparse type of an output file (JSON, CSV, JUnit): not a folder, in a folder that is or can be made writable."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder; give a file name")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot overwrite {text!r}: it is not writable")
+    _writable_below(path.parent if str(path.parent) else Path("."), text, "file")
+    return path
+
+
+def run_dir_arg(text: str) -> Path:
+    """Argparse type of an existing run folder (it holds ``config.json``), as an absolute path."""
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a folder" if path.exists() else f"{text!r} does not exist")
+    if not (path / "config.json").is_file():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a run folder (no config.json)")
+    return path.resolve()
+
+
+def existing_dir_arg(text: str) -> Path:
+    """Argparse type of a folder that must exist (e.g. a folder of runs to report on)."""
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a folder" if path.exists() else f"{text!r} does not exist")
+    return path
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -113,7 +175,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", type=env_id_arg, default=DEFAULT_ENV, help=f"Gymnasium env id (default {DEFAULT_ENV})")
     parser.add_argument(
         "--steps",
-        type=positive_int,
+        type=steps_arg,
         default=None,
         help="training budget per run, env steps (default: the env's quick budget, "
         f"{preset_for(DEFAULT_ENV).quick_steps:,} for {DEFAULT_ENV})",
@@ -165,7 +227,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         default=10,
         help="deterministic evaluation episodes per run after training (default 10)",
     )
-    parser.add_argument("--out", type=Path, default=Path("runs"), help="output folder (default ./runs)")
+    parser.add_argument("--out", type=out_dir_arg, default=Path("runs"), help="output folder (default ./runs)")
     parser.add_argument("--experiment", default="default", help="experiment name: the folder under --out")
     parser.add_argument(
         "--env-kwarg",
@@ -251,6 +313,38 @@ def base_config(args: argparse.Namespace, arm: str, seed: int) -> Any:
         eval_episodes=args.eval_episodes,
         tensorboard=args.tensorboard,
     ).validate()
+
+
+def check_learners(configs: Iterable[Any]) -> None:
+    """Build each distinct (env, arm, hyper-parameters) learner once, before any run starts.
+
+    A bad ``--hyperparam`` key or value then fails here with one line instead of inside every worker. SAC
+    replay buffers are capped at 1,000 transitions for this check only (their size is checked to be a whole
+    number > 0 separately).
+    """
+    import gymnasium as gym
+
+    from taxbench.policies.registry import make_learner
+
+    seen: set[str] = set()
+    for cfg in configs:
+        key = repr((cfg.env_id, cfg.env_kwargs, cfg.arm, cfg.hyperparams, cfg.cost_limit))
+        if key in seen:
+            continue
+        seen.add(key)
+        hyperparams = dict(cfg.hyperparams)
+        size = hyperparams.get("buffer_size")
+        if size is not None:
+            if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+                raise UsageError(f"--hyperparam buffer_size must be a whole number > 0, got {size!r}")
+            hyperparams["buffer_size"] = min(size, 1000)
+        env = gym.make(cfg.env_id, **cfg.env_kwargs)
+        try:
+            make_learner(cfg.arm, env, seed=0, cost_limit=cfg.cost_limit, device="cpu", hyperparams=hyperparams)
+        except (TypeError, ValueError, AssertionError) as exc:
+            raise UsageError(f"{cfg.arm} cannot be built with hyper-parameters {cfg.hyperparams}: {exc}") from None
+        finally:
+            env.close()
 
 
 def check_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> None:

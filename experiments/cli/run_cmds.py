@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +17,12 @@ from taxbench.experiments.cli.options import (
     base_config,
     console,
     positive_int,
+    run_dir_arg,
     seed_arg,
 )
+from taxbench.experiments.cli.pair_table import print_pair_table
+from taxbench.experiments.metrics.feasibility import DEFAULT_PROTOCOL, PROTOCOLS
+from taxbench.experiments.runs.policy_files import TRUST_PICKLE_HELP
 from taxbench.policies.presets import INTENSITY_NAMES, preset_for
 from taxbench.policies.registry import ARMS, CONSTRAINED_ARMS
 
@@ -109,7 +111,7 @@ def _print_run(directory: Path, summary: dict[str, Any]) -> None:
 def cmd_eval(args: argparse.Namespace, console: Console, err_console: Console) -> int:
     from taxbench.experiments.runs.train import evaluate_run
 
-    summary = evaluate_run(args.run_dir, episodes=args.episodes, seed=args.seed)
+    summary = evaluate_run(args.run_dir, episodes=args.episodes, seed=args.seed, trust_pickle=args.trust_pickle)
     _print_run(Path(args.run_dir), summary)
     return 0
 
@@ -138,47 +140,12 @@ def cmd_pair(args: argparse.Namespace, console: Console, err_console: Console) -
     for result in results:
         if result.error:
             err_console.print(f"run failed: {result.job.directory}: {result.error}", highlight=False)
-    summary = summarize_pair(results)
+    summary = summarize_pair(results, getattr(args, "protocol", DEFAULT_PROTOCOL))
     folder = Path(args.out) / base.experiment
     write_pair_outputs(results, summary, folder)
     print_pair_table(base, results, summary)
     console.print(f"run folders and summary.csv / pair.json in {folder}", highlight=False)
     return 1 if any(r.error for r in results) else 0
-
-
-def print_pair_table(base: Any, results: Sequence[Any], summary: dict[str, Any]) -> None:
-    """Per-arm capability and violations, then the tax and safety gain with their 95% CIs."""
-    metric = next((r.summary.get("capability_metric") for r in results if r.summary), "capability")
-    arms = Table(
-        title=f"{base.env_id}: {summary['n_pairs']} paired seeds, {base.steps:,} steps, "
-        f"ppo-lag cost limit {base.cost_limit:g}/episode"
-    )
-    for column in ("arm", f"capability ({metric})", "violation rate", "episode cost"):
-        arms.add_column(column, justify="right" if column != "arm" else "left")
-    arm_names = {("unc" if r.job.cfg.intensity == "off" else "safe"): r.job.cfg.arm for r in results}
-    for arm, suffix in (
-        (f"{arm_names.get('unc', 'ppo')} (unconstrained)", "unc"),
-        (f"{arm_names.get('safe', 'ppo-lag')} (constrained)", "safe"),
-    ):
-        arms.add_row(
-            arm, *(summary[f"{key}_{suffix}"].format(3) for key in ("capability", "violation_rate", "episode_cost"))
-        )
-    console.print(arms)
-    tax = Table(title="alignment tax (mean [95% paired bootstrap CI] over seeds)")
-    tax.add_column("quantity")
-    tax.add_column("estimate", justify="right")
-    tax.add_column("CI excludes 0", justify="center")
-    rows = (
-        ("tax τ = (C_unc − C_safe)/|C_unc|", "tax"),
-        ("safety gain g = (V_unc − V_safe)/V_unc", "safety_gain"),
-        ("capability loss ΔC = C_unc − C_safe", "capability_loss"),
-    )
-    for label, key in rows:
-        estimate = summary[key]
-        tax.add_row(label, estimate.format(3), "yes" if estimate.excludes_zero else "no")
-    price = summary.get("price_of_safety", math.nan)
-    tax.add_row("price of safety τ/g", "n/a" if not math.isfinite(price) else f"{price:.3g}", "")
-    console.print(tax)
 
 
 def add_envs_parser(sub: Any) -> None:
@@ -197,7 +164,8 @@ def add_train_parser(sub: Any) -> None:
 def add_eval_parser(sub: Any) -> None:
     """Add the ``eval`` subcommand."""
     evaluate = sub.add_parser("eval", help="re-evaluate a finished run folder (rewrites episodes.csv, events.jsonl)")
-    evaluate.add_argument("run_dir", type=Path, help="a run folder holding config.json and model.zip")
+    evaluate.add_argument("run_dir", type=run_dir_arg, help="a run folder holding config.json and model.zip")
+    evaluate.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     evaluate.add_argument("--episodes", type=positive_int, default=None, help="episodes (default: as trained)")
     evaluate.add_argument(
         "--seed", type=seed_arg, default=None, help="first evaluation reset seed (default: as trained)"
@@ -219,5 +187,13 @@ def add_pair_parser(sub: Any) -> None:
         type=positive_int,
         default=min(2, os.cpu_count() or 1),
         help="runs trained at once, one process each (default: 2, or 1 on a 1-core machine)",
+    )
+    pair.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default=DEFAULT_PROTOCOL,
+        help="evaluation protocol of the headline tax: the deterministic policy (as deployed; default) or the "
+        "stochastic one (what the constraint is trained on, what Safety-Gym and OmniSafe report); both are "
+        "measured and shown",
     )
     add_run_options(pair)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from taxbench.experiments.cli.options import out_dir_arg, run_dir_arg
+from taxbench.experiments.runs.policy_files import TRUST_PICKLE_HELP
 from taxbench.experiments.runs.runfolder import read_status
 from taxbench.experiments.runs.shield_deploy import deploy_shield
 
@@ -15,9 +16,12 @@ from taxbench.experiments.runs.shield_deploy import deploy_shield
 def add_shield_parser(sub: Any) -> None:
     """Add the ``shield`` subcommand."""
     shield = sub.add_parser("shield", help="price of safety without retraining: evaluate ppo runs behind the shield")
-    shield.add_argument("runs", nargs="+", type=Path, help="finished unconstrained run folders (…/ppo-off/seed0)")
+    shield.add_argument(
+        "runs", nargs="+", type=run_dir_arg, help="finished unconstrained run folders (…/ppo-off/seed0)"
+    )
     shield.add_argument("--intensity", nargs="+", default=["moderate"], help="named shield doses (default moderate)")
-    shield.add_argument("--out", type=Path, default=None, help="output root (default: the runs' own)")
+    shield.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
+    shield.add_argument("--out", type=out_dir_arg, default=None, help="output root (default: the runs' own)")
 
 
 def cmd_shield(args: argparse.Namespace, console: Console, err_console: Console) -> int:
@@ -30,7 +34,7 @@ def cmd_shield(args: argparse.Namespace, console: Console, err_console: Console)
     for source in args.runs:
         before = (read_status(source) or {}).get("summary", {})
         for level in args.intensity:
-            target, summary = deploy_shield(source, level, args.out)
+            target, summary = deploy_shield(source, level, args.out, trust_pickle=args.trust_pickle)
             capability = f"{before.get('capability', float('nan')):.4g} → {summary['capability']:.4g}"
             violations = f"{before.get('violation_rate', float('nan')):.3g} → {summary['violation_rate']:.3g}"
             table.add_row(str(source), level, capability, violations, str(target))

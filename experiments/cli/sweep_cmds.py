@@ -13,9 +13,12 @@ from rich.table import Table
 from taxbench.experiments.cli.options import (
     DEFAULT_ENV,
     add_tensorboard_option,
+    check_learners,
     device_arg,
     env_id_arg,
+    existing_dir_arg,
     nonneg_float,
+    out_dir_arg,
     positive_int,
     seed_arg,
 )
@@ -102,7 +105,7 @@ def add_sweep_parser(sub: Any) -> None:
         default=10_000,
         help="checkpoint period, env steps (default 10000): a killed run resumes from the last one",
     )
-    sweep.add_argument("--out", type=Path, default=Path("runs"), help="output folder (default ./runs)")
+    sweep.add_argument("--out", type=out_dir_arg, default=Path("runs"), help="output folder (default ./runs)")
     sweep.add_argument("--experiment", default="sweep", help="experiment name: the folder under --out (sweep)")
     sweep.add_argument(
         "--env-kwarg",
@@ -134,8 +137,10 @@ def add_report_parser(sub: Any) -> None:
         "breakdown.csv, figures/*.png, report.md and report.html: dose-response, Pareto fronts, tax by "
         "task and constraint type, learning curves and the break-even violation price.",
     )
-    report.add_argument("runs_dir", type=Path, metavar="RUNS_DIR", help="an experiment folder (or any folder of runs)")
-    report.add_argument("--out", type=Path, default=None, help="where to write (default: RUNS_DIR)")
+    report.add_argument(
+        "runs_dir", type=existing_dir_arg, metavar="RUNS_DIR", help="an experiment folder (or any folder of runs)"
+    )
+    report.add_argument("--out", type=out_dir_arg, default=None, help="where to write (default: RUNS_DIR)")
     _add_report_options(report)
 
 
@@ -247,6 +252,7 @@ def cmd_sweep(args: argparse.Namespace, console: Console, err_console: Console) 
         tensorboard=args.tensorboard,
     ).validate()
     jobs = sweep_jobs(spec)
+    check_learners(job.cfg for job in jobs)
     err_console.print(f"{describe(spec, jobs)}, {args.workers} worker(s), backend {args.backend}", highlight=False)
     results = run_sweep(
         spec,

@@ -128,15 +128,15 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower() or "run"
 
 
-def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
-    """Load ``config.json`` and ``model.zip`` of a run folder.
+def load_run(run_dir: str | Path, device: str = "cpu", trust_pickle: bool = False) -> LoadedRun:
+    """Load ``config.json`` and ``model.zip`` of a run folder (tensors only unless ``trust_pickle``).
 
     Raises:
         FileNotFoundError: if the folder, its config or its model is missing.
         ValueError: if either cannot be read.
     """
     from taxbench.experiments.runs.config import load_run_config
-    from taxbench.policies import load_learner
+    from taxbench.experiments.runs.policy_files import load_run_policy
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -145,7 +145,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     model_path = run_dir / "model.zip"
     if not model_path.exists():
         raise FileNotFoundError(f"{model_path} not found: the run has not finished training")
-    model = load_learner(model_path, device=device)
+    model = load_run_policy(run_dir, cfg, device=device, trust_pickle=trust_pickle)
     value = getattr(getattr(model, "lagrange", None), "value", None)
     lagrange = None if value is None else float(value)
     return LoadedRun(run_dir, cfg, model, run_label(cfg), lagrange)

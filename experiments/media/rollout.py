@@ -115,6 +115,7 @@ def make_rollout(
     max_clips: int = 20,
     sheet: bool = True,
     progress: bool = True,
+    trust_pickle: bool = False,
 ) -> dict[str, Any]:
     """Record and render a run (or two side by side); write its video, violation clips and contact sheet.
 
@@ -136,6 +137,7 @@ def make_rollout(
         max_clips: Most clips per run; the worst are kept.
         sheet: Write a contact sheet of the worst moments (per run).
         progress: Show a progress bar.
+        trust_pickle: Load the models with SB3's unpickler (runs code the files carry); default: tensors only.
 
     Returns:
         ``{"video": path, "parts": [...], "runs": {label: media summary}}``.
@@ -149,9 +151,9 @@ def make_rollout(
         if suffix not in ("mp4", "gif") or (fmt is not None and fmt != suffix):
             raise ValueError(f"--out must end in .mp4 or .gif matching --format, got {str(out)!r}")
     fmt = video_format(out, fmt) if out is not None else video_format("x.mp4", fmt)
-    runs = [load_run(run_dir)]
+    runs = [load_run(run_dir, trust_pickle=trust_pickle)]
     if compare is not None:
-        runs.append(load_run(compare))
+        runs.append(load_run(compare, trust_pickle=trust_pickle))
         if runs[1].cfg.env_id != runs[0].cfg.env_id:
             raise ValueError(f"--compare needs runs of the same env: {runs[0].cfg.env_id} vs {runs[1].cfg.env_id}")
         if Path(compare).resolve() == Path(run_dir).resolve():

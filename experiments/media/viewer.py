@@ -42,6 +42,7 @@ def view_run(
     realtime: bool = True,
     open_viewer: Callable[[Any], Any] | None = None,
     log: Callable[[str], None] = print,
+    trust_pickle: bool = False,
 ) -> int:
     """Play a run's policy in the live viewer until the window closes or ``episodes`` end.
 
@@ -53,6 +54,7 @@ def view_run(
         open_viewer: ``sim -> handle`` with ``is_running()`` and ``sync()`` (default: ``sim.open_viewer()``,
             MuJoCo's passive viewer); tests pass a fake.
         log: Where violation lines go.
+        trust_pickle: Load the model with SB3's unpickler (runs code the file carries); default: tensors only.
 
     Returns:
         The number of steps played.
@@ -67,7 +69,7 @@ def view_run(
 
     if open_viewer is None and not has_display():
         raise NoDisplayError(no_display_message(run_dir))
-    run = load_run(run_dir)
+    run = load_run(run_dir, trust_pickle=trust_pickle)
     env = gymnasium.make(run.cfg.env_id, **run.cfg.env_kwargs)
     sim = getattr(env.unwrapped, "sim", None)
     if open_viewer is None:

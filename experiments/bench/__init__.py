@@ -1,0 +1,1 @@
+"""Benchmarks behind ``taxbench bench``: env vs raw physics, vector env, training throughput, rendering."""

@@ -1,0 +1,1 @@
+"""Running: run config, run folders, training, checkpoints, the process pool, pairs, sweeps, evaluation."""
