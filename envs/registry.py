@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,13 +125,23 @@ def entry_for(env_id: str) -> EnvEntry:
     raise ValueError(unknown_env_message(env_id))
 
 
-def unknown_env_message(env_id: str) -> str:
-    """'unknown env id X; did you mean Y?' with the nearest registered taxbench id."""
+def unknown_env_message(env_id: str, others: Sequence[str] = ()) -> str:
+    """'unknown env id X; did you mean Y?': the nearest taxbench id first.
+
+    Args:
+        env_id: The id that was not found.
+        others: Further ids that may be meant (e.g. every Gymnasium id, for ``taxbench check``); one of them is
+            suggested only when no taxbench id is close (difflib ratio 0.6) and it is.
+    """
     import difflib
 
     candidates = list(ENV_IDS)
     short = {c.split("/", 1)[1]: c for c in candidates}
-    match = difflib.get_close_matches(env_id, candidates, n=1, cutoff=0.0)
-    short_match = difflib.get_close_matches(env_id.split("/")[-1], list(short), n=1, cutoff=0.0)
-    best = short[short_match[0]] if short_match else (match[0] if match else candidates[0])
+    close = difflib.get_close_matches(env_id.split("/")[-1], list(short), n=1, cutoff=0.6)
+    if not close and others:
+        foreign = difflib.get_close_matches(env_id, [o for o in others if o not in short.values()], n=1, cutoff=0.6)
+        if foreign:
+            return f"unknown env id {env_id!r}; did you mean {foreign[0]!r}? (taxbench envs lists taxbench's)"
+    short_match = close or difflib.get_close_matches(env_id.split("/")[-1], list(short), n=1, cutoff=0.0)
+    best = short[short_match[0]] if short_match else candidates[0]
     return f"unknown env id {env_id!r}; did you mean {best!r}? (taxbench envs lists them all)"

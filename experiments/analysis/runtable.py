@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from taxbench.experiments.analysis.honest_cells import protocol_columns
 from taxbench.experiments.metrics.sweep import pareto_front
 from taxbench.experiments.runs.runfolder import (
     CONFIG_FILE,
@@ -83,6 +84,16 @@ def load_env_metadata(folders: Sequence[Path], env_ids: Sequence[str]) -> dict[s
     return envs
 
 
+def _config(folder: Path) -> dict[str, Any]:
+    """A run's config.json as a dict ({} when it has none yet); a config that is there but invalid is refused."""
+    if not (folder / CONFIG_FILE).exists():
+        return {}
+    from taxbench.experiments.runs.config import load_run_config
+
+    load_run_config(folder)  # ValueError naming the file when the config is not a valid run config
+    return dict(read_json(folder / CONFIG_FILE)["config"])
+
+
 def collect_runs(root: str | Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """One dict per run folder under ``root`` (all states), and the env metadata.
 
@@ -97,10 +108,7 @@ def collect_runs(root: str | Path) -> tuple[list[dict[str, Any]], dict[str, dict
         raise FileNotFoundError(f"no run folders (status.json) under {root}")
     runs = []
     for rec in records:
-        try:
-            cfg = dict(read_json(rec.path / CONFIG_FILE)["config"])
-        except (OSError, ValueError, KeyError, TypeError):
-            cfg = {}
+        cfg = _config(rec.path)
         try:
             status = read_status(rec.path) or {}
         except ValueError as exc:
@@ -136,6 +144,9 @@ def collect_runs(root: str | Path) -> tuple[list[dict[str, Any]], dict[str, dict
             if key in ("train_steps", "episodes") and math.isfinite(row[key]):
                 row[key] = int(row[key])
         row.update(_episode_means(read_csv_rows(rec.path / EPISODES_FILE)) if rec.state == "done" else {})
+        if rec.state == "done":  # both protocols, feasibility, λ, budgets (honest_cells)
+            constrained = baseline_arm(rec.arm) != rec.arm
+            row.update(protocol_columns(rec.path, summary, constrained, row["cost_limit"]))
         if not math.isfinite(row.get("violations_per_episode", math.nan)):
             row["violations_per_episode"] = row["episode_cost"]
         runs.append(row)

@@ -43,14 +43,26 @@ def resolve_factory(target: str, env_kwargs: dict[str, Any] | None = None) -> Ca
             factory = getattr(importlib.import_module(module_name), attribute)
         except (ImportError, AttributeError) as exc:
             raise ValueError(f"cannot import {target!r}: {exc}") from None
-        return lambda: factory(**kwargs)
+        if not callable(factory):
+            raise ValueError(f"{target!r} is a {type(factory).__name__}, not an env class or factory")
+        return _checked(target, lambda: factory(**kwargs), kwargs)
     if target not in gym.registry:
-        import difflib
+        from taxbench.envs.registry import unknown_env_message
 
-        close = difflib.get_close_matches(target, list(gym.registry), n=1, cutoff=0.0)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown env id {target!r}{hint} (or give module:Class)")
-    return lambda: gym.make(target, **kwargs)
+        raise ValueError(unknown_env_message(target, list(gym.registry)) + " (or give module:Class)")
+    return _checked(target, lambda: gym.make(target, **kwargs), kwargs)
+
+
+def _checked(target: str, factory: Callable[[], gym.Env], kwargs: dict[str, Any]) -> Callable[[], gym.Env]:
+    """``factory`` once built and closed, so a bad kwarg or a non-env fails here with one line."""
+    try:
+        env = factory()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot build {target!r} with {kwargs}: {exc}") from None
+    if not isinstance(env, gym.Env) and not hasattr(env, "step"):
+        raise ValueError(f"{target!r} built a {type(env).__name__}, not an env")
+    env.close()
+    return factory
 
 
 def _adapted(factory: Callable[[], gym.Env]) -> tuple[Callable[[], gym.Env], bool]:

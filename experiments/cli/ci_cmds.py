@@ -41,6 +41,14 @@ def cmd_gate(args: argparse.Namespace, console: Console, err_console: Console) -
     for name, verdict, message in criteria_rows(result):
         table.add_row(name, f"[green]{verdict}[/]" if verdict == "PASS" else f"[bold red]{verdict}[/]", message)
     console.print(table)
+    if result.feasibility is not None:
+        feas, cost = result.feasibility, result.feasibility["episode_cost"]
+        console.print(
+            f"feasibility ({feas['protocol']} protocol): {feas['feasible'].upper()}: mean episode cost "
+            f"{cost['point']:.4g} [95% CI {cost['low']:.4g}, {cost['high']:.4g}] vs d = {feas['cost_limit']:g} "
+            f"({feas['limit_source']})",
+            highlight=False,
+        )
     console.print("gate PASSED" if result.passed else "gate FAILED", highlight=False)
     return 0 if result.passed else 1
 

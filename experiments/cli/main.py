@@ -58,6 +58,14 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = Parser) -> argpar
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    """The error as one line: an OSError names its file and reason; other messages lose their line breaks."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}:{where}"
+    return " ".join(str(exc).split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``taxbench`` console script."""
     import taxbench.envs  # noqa: F401 - registers the taxbench/ ids before any command builds an env
@@ -66,8 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = next(c.run for c in SUBCOMMANDS if c.name == args.command)
     try:
         return handler(args, console, err_console)
-    except (UsageError, ValueError, FileExistsError, FileNotFoundError) as exc:
-        err_console.print(f"taxbench {args.command}: error: {exc}", highlight=False, soft_wrap=True)
+    except (UsageError, ValueError, OSError) as exc:  # bad input, or a path the user named that cannot be used
+        err_console.print(f"taxbench {args.command}: error: {_one_line(exc)}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err_console.print("taxbench: interrupted; rerun the same command with --resume to continue")

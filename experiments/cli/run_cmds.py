@@ -99,6 +99,11 @@ def _print_run(directory: Path, summary: dict[str, Any]) -> None:
         "violation_rate",
         "episode_cost",
         "episodes",
+        "capability_stochastic",
+        "episode_cost_stochastic",
+        "feasible_deterministic",
+        "feasible_stochastic",
+        "constraint_bound",
         "lambda",
         "wall_s",
     ):

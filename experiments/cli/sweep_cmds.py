@@ -21,6 +21,7 @@ from taxbench.experiments.cli.options import (
     out_dir_arg,
     positive_int,
     seed_arg,
+    steps_arg,
 )
 
 
@@ -74,7 +75,7 @@ def add_sweep_parser(sub: Any) -> None:
     sweep.add_argument("--first-seed", type=seed_arg, default=0, help="seeds run from this one (default 0)")
     sweep.add_argument(
         "--steps",
-        type=positive_int,
+        type=steps_arg,
         default=None,
         help="training budget per run, env steps (default: each env's quick budget)",
     )
@@ -166,6 +167,13 @@ def _add_report_options(parser: argparse.ArgumentParser) -> None:
         help="aggregate over seeds for τ, g and the break-even price (default iqm)",
     )
     parser.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples (default 10000)")
+    parser.add_argument(
+        "--protocol",
+        choices=("deterministic", "stochastic"),
+        default="deterministic",
+        help="evaluation protocol of the headline tables and figures: the deterministic policy (as deployed; "
+        "default) or the stochastic one (as trained); tax_by_protocol.csv holds both",
+    )
 
 
 def _options(args: argparse.Namespace) -> Any:
@@ -176,6 +184,7 @@ def _options(args: argparse.Namespace) -> Any:
         price_per_violation=args.price_per_violation,
         aggregate=args.aggregate,
         n_boot=args.n_boot,
+        protocol=getattr(args, "protocol", "deterministic"),
     ).validate()
 
 
@@ -188,6 +197,10 @@ _CONSOLE_COLUMNS = frozenset(
         "dose",
         "seeds",
         "tax τ",
+        "feasible",
+        "τ_constraint",
+        "τ_learner",
+        "converged",
         "safety gain g",
         "tax τ [95% CI]",
         "safety gain g [95% CI]",

@@ -303,8 +303,8 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: is {run_dir} a run folder?")
     try:
-        return RunConfig.from_dict(read_json(path)["config"])
-    except (ValueError, KeyError, TypeError) as exc:
+        return RunConfig.from_dict(read_json(path)["config"]).validate()
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
         raise ValueError(f"{path} is not a valid run config: {exc}") from None
 
 
