@@ -14,10 +14,13 @@ The reward path (``rewards``, ``values``, ``returns``, ``advantages`` before com
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.type_aliases import RolloutBufferSamples
 
 __all__ = ["ADV_STD_EPS", "CostRolloutBuffer", "gae"]
 
@@ -170,6 +173,20 @@ class CostRolloutBuffer(RolloutBuffer):
         sigma_r = a_r.std() + ADV_STD_EPS
         combined = (a_r - lam * sigma_r * (a_c - a_c.mean())) / (1.0 + lam)
         self.advantages = combined.astype(np.float32)
+
+    def _get_samples(self, batch_inds: np.ndarray, env: Any = None) -> RolloutBufferSamples:
+        """SB3's samples of these rows; the rows are kept in ``last_batch_inds`` to index the cost arrays alike."""
+        self.last_batch_inds = batch_inds
+        return super()._get_samples(batch_inds, env)
+
+    def flat_cost_advantages(self, batch_inds: np.ndarray | None = None) -> np.ndarray:
+        """Cost advantages flattened to ``(n_steps * n_envs,)`` as SB3 flattens ``advantages``, optionally rows.
+
+        Args:
+            batch_inds: Rows to keep (e.g. ``last_batch_inds``, the rows of the latest sample); None for all.
+        """
+        flat = self.swap_and_flatten(self.cost_advantages).reshape(-1)
+        return flat if batch_inds is None else flat[batch_inds]
 
     def flat_cost_data(self) -> tuple[np.ndarray, np.ndarray]:
         """Observations and cost returns flattened to ``(n_steps * n_envs, ...)`` in the same order.

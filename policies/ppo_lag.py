@@ -1,7 +1,8 @@
 """PPO-Lagrangian on stable-baselines3: SB3's PPO plus a cost critic, cost GAE and a multiplier λ.
 
 The diff on :class:`stable_baselines3.PPO` is kept small and visible. PPO's ``collect_rollouts()`` and
-``train()`` run unchanged; the cost side hooks in around them:
+``train()`` run unchanged; the cost side (shared with ``cpo`` and ``cup`` through
+:class:`~taxbench.policies.cost_learner.CostLearnerMixin`) hooks in around them:
 
 * **Costs in.** ``learn()`` prepends a private callback whose ``on_step`` reads ``infos[i]["cost"]``
   (missing → 0 with one warning) into :class:`~taxbench.policies.buffers.CostRolloutBuffer` at the
@@ -23,49 +24,24 @@ are shuffled by its own ``numpy.random.Generator``, so the global RNG streams PP
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import numpy as np
 import torch as th
-from gymnasium import spaces
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.type_aliases import MaybeCallback
-from stable_baselines3.common.utils import explained_variance
 
 from .buffers import CostRolloutBuffer
-from .cost_critic import CostCritic, value_net_arch
-from .cost_info import costs_from_infos, tally_episode_costs
-from .lagrange import LagrangeOptimizer, make_multiplier
+from .cost_critic import CostCritic
+from .cost_learner import CostLearnerMixin
+from .lagrange import DEFAULT_COST_LIMIT, LagrangeOptimizer, make_multiplier
 
 __all__ = ["PPOLagrangian"]
 
 SelfPPOLagrangian = TypeVar("SelfPPOLagrangian", bound="PPOLagrangian")
-# Attributes rebuilt at setup / per learn() call, never pickled into the zip.
-_TRANSIENT = ("_cost_collector", "_running_ep_cost", "_finished_ep_costs", "_warned_missing_cost")
 
 
-def _check_unit_interval(name: str, value: float | None) -> None:
-    if value is not None and not (0.0 <= float(value) <= 1.0):
-        raise ValueError(f"{name} must be in [0, 1], got {value}")
-
-
-class _CostCollector(BaseCallback):
-    """Internal callback feeding ``info["cost"]`` to a :class:`PPOLagrangian` (see module docstring)."""
-
-    model: PPOLagrangian
-
-    def _on_step(self) -> bool:
-        self.model._record_costs(self.locals["infos"], self.locals["dones"])
-        return True
-
-    def _on_rollout_end(self) -> None:
-        self.model._finish_rollout(self.locals["new_obs"], self.locals["dones"])
-
-
-class PPOLagrangian(PPO):
+class PPOLagrangian(CostLearnerMixin, PPO):
     """PPO-Lagrangian: PPO on the advantage ``(Â_r − λ·Ā_c)/(1 + λ)`` with λ adapted to a cost limit.
 
     All arguments of :class:`stable_baselines3.PPO` are accepted as keywords (``learning_rate``,
@@ -104,7 +80,7 @@ class PPOLagrangian(PPO):
         self,
         policy: Any,
         env: Any,
-        cost_limit: float = 25.0,
+        cost_limit: float = DEFAULT_COST_LIMIT,
         lagrange_lr: float = 0.035,
         lagrange_init: float = 0.0,
         lagrange_pinned: bool = False,
@@ -120,15 +96,8 @@ class PPOLagrangian(PPO):
         _init_setup_model: bool = True,
         **ppo_kwargs: Any,
     ) -> None:
-        buffer_class = ppo_kwargs.pop("rollout_buffer_class", None) or CostRolloutBuffer
-        if not (isinstance(buffer_class, type) and issubclass(buffer_class, CostRolloutBuffer)):
-            raise ValueError(f"rollout_buffer_class must subclass CostRolloutBuffer, got {buffer_class!r}")
-        _check_unit_interval("cost_gamma", cost_gamma)
-        _check_unit_interval("cost_gae_lambda", cost_gae_lambda)
-        if cost_critic_lr is not None and not (np.isfinite(cost_critic_lr) and cost_critic_lr > 0):
-            raise ValueError(f"cost_critic_lr must be a finite number > 0, got {cost_critic_lr}")
-        if cost_batch_size is not None and int(cost_batch_size) < 1:
-            raise ValueError(f"cost_batch_size must be >= 1, got {cost_batch_size}")
+        buffer_class = self._cost_buffer_class(ppo_kwargs)
+        self._check_cost_settings(cost_gamma, cost_gae_lambda, cost_critic_lr, cost_batch_size)
         # The multiplier validates cost_limit, lr, gains and init (ValueError with the offending name).
         self.lagrange = make_multiplier(
             lagrange_method,
@@ -142,52 +111,9 @@ class PPOLagrangian(PPO):
             kd=pid_kd,
         )
         super().__init__(policy, env, rollout_buffer_class=buffer_class, _init_setup_model=False, **ppo_kwargs)
-        self.cost_gamma = self.gamma if cost_gamma is None else float(cost_gamma)
-        self.cost_gae_lambda = self.gae_lambda if cost_gae_lambda is None else float(cost_gae_lambda)
-        self.cost_critic_lr = cost_critic_lr
-        self.cost_batch_size = cost_batch_size
-        # Own stream for the cost critic's minibatch shuffle: the global numpy RNG is PPO's.
-        self._cost_rng = np.random.default_rng(self.seed)
-        self._init_transient()
+        self._init_cost_settings(cost_gamma, cost_gae_lambda, cost_critic_lr, cost_batch_size)
         if _init_setup_model:
             self._setup_model()
-
-    # ------------------------------------------------------------------ setup, save / load
-    def _init_transient(self) -> None:
-        self._cost_collector: _CostCollector | None = None
-        self._running_ep_cost = np.zeros(getattr(self, "n_envs", 1), dtype=np.float64)
-        self._finished_ep_costs: list[float] = []
-        self._warned_missing_cost = False
-
-    def _setup_model(self) -> None:
-        if isinstance(self.observation_space, spaces.Dict):
-            raise NotImplementedError("PPOLagrangian does not support Dict observation spaces yet")
-        self.rollout_buffer_kwargs = {
-            **self.rollout_buffer_kwargs,
-            "cost_gamma": self.cost_gamma,
-            "cost_gae_lambda": self.cost_gae_lambda,
-        }
-        super()._setup_model()
-        self._init_transient()
-        # Fence 1: initialise the cost critic without moving the global torch RNG (CPU; CUDA untouched).
-        with th.random.fork_rng(devices=[]):
-            self.cost_critic = CostCritic(
-                self.observation_space,
-                hidden_sizes=value_net_arch(self.policy),
-                activation_fn=self.policy.activation_fn,
-                ortho_init=self.policy.ortho_init,
-                normalize_images=self.policy.normalize_images,
-            ).to(self.device)
-        self.cost_critic_optimizer = self.policy.optimizer_class(
-            self.cost_critic.parameters(), lr=self._cost_critic_current_lr(), **self.policy.optimizer_kwargs
-        )
-
-    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
-        state_dicts, torch_vars = super()._get_torch_save_params()
-        return [*state_dicts, "cost_critic", "cost_critic_optimizer"], torch_vars
-
-    def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), *_TRANSIENT]
 
     # ------------------------------------------------------------------ public read-outs
     @property
@@ -200,124 +126,25 @@ class PPOLagrangian(PPO):
         """float: The episode-cost limit ``d``."""
         return self.lagrange.cost_limit
 
-    def predict_cost_values(self, observations: np.ndarray) -> np.ndarray:
-        """Cost-critic estimates ``V_c(s)`` for a batch of (already vec-normalised) observations.
-
-        Args:
-            observations: Shape ``(batch, *obs_shape)``.
-
-        Returns:
-            float32 array of shape ``(batch,)``.
-        """
-        return self.cost_critic.predict_numpy(observations, self.device)
-
-    # ------------------------------------------------------------------ learn hooks
-    def _setup_learn(
-        self,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        reset_num_timesteps: bool = True,
-        tb_log_name: str = "run",
-        progress_bar: bool = False,
-    ) -> tuple[int, BaseCallback]:
-        if reset_num_timesteps or self._last_obs is None:  # the env is about to be reset
-            self._running_ep_cost = np.zeros(self.n_envs, dtype=np.float64)
-            self._finished_ep_costs = []
-        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
-
-    def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
-        user_callback = super()._init_callback(callback, progress_bar)
-        self._cost_collector = _CostCollector()
-        # Costs are collected first, so user callbacks see this rollout's λ at on_rollout_end.
-        combined = CallbackList([self._cost_collector, user_callback])
-        combined.init_callback(self)
-        return combined
-
-    def _extract_costs(self, infos: list[dict[str, Any]]) -> np.ndarray:
-        return costs_from_infos(infos, np.float32, on_missing=self._warn_missing_cost)
-
-    def _warn_missing_cost(self) -> None:
-        if not self._warned_missing_cost:
-            warnings.warn(
-                "info has no 'cost' key: treating the cost as 0 (warned once). "
-                "PPOLagrangian needs envs that report info['cost'].",
-                UserWarning,
-                stacklevel=4,
-            )
-            self._warned_missing_cost = True
-
-    def _record_costs(self, infos: list[dict[str, Any]], dones: np.ndarray) -> None:
-        """Store this step's costs at the buffer slot PPO fills next and tally episode costs."""
-        costs = self._extract_costs(infos)
-        buffer_costs = self.rollout_buffer.costs[self.rollout_buffer.pos]  # a view: written in place
-        buffer_costs[:] = costs
-        for idx in tally_episode_costs(self._running_ep_cost, self._finished_ep_costs, costs, dones):
-            terminal_obs = infos[idx].get("terminal_observation")
-            if terminal_obs is not None and infos[idx].get("TimeLimit.truncated", False):
-                # Same timeout handling as SB3 applies to rewards (GitHub issue #633).
-                terminal_value = self.predict_cost_values(np.asarray(terminal_obs)[None])[0]
-                buffer_costs[idx] += self.cost_gamma * terminal_value
-
+    # ------------------------------------------------------------------ rollout end, training
     def _finish_rollout(self, last_obs: np.ndarray, dones: np.ndarray) -> None:
-        """λ update, cost GAE and combined advantage, after SB3 computed the reward GAE."""
-        buffer = self.rollout_buffer
-        if self._finished_ep_costs:
-            mean_ep_cost = float(np.mean(self._finished_ep_costs))
-            self.lagrange.update(mean_ep_cost)
-            self.logger.record("lagrange/ep_cost_mean", mean_ep_cost)
-            self.logger.record("lagrange/episodes", len(self._finished_ep_costs))
-        self._finished_ep_costs = []
-        obs = buffer.observations.reshape(-1, *buffer.obs_shape)
-        buffer.cost_values = self.predict_cost_values(obs).reshape(buffer.buffer_size, buffer.n_envs)
-        buffer.compute_cost_returns_and_advantage(self.predict_cost_values(last_obs), np.asarray(dones))
-        buffer.combine_advantages(self.lagrange.value)
+        """λ update, cost GAE and the advantage of the policy update, after SB3 computed the reward GAE."""
+        episode_costs, _ = self._pop_finished_episodes()
+        if episode_costs:
+            self.lagrange.update(float(np.mean(episode_costs)))
+        self._compute_cost_advantages(last_obs, dones)
+        self._set_policy_advantages()
         self.logger.record("lagrange/lambda", self.lagrange.value)
         self.logger.record("lagrange/cost_limit", self.lagrange.cost_limit)
 
-    # ------------------------------------------------------------------ training
-    def _cost_critic_current_lr(self) -> float:
-        if self.cost_critic_lr is not None:
-            return float(self.cost_critic_lr)
-        return float(self.lr_schedule(self._current_progress_remaining))
+    def _set_policy_advantages(self) -> None:
+        """Write the advantage PPO's update reads: the Lagrangian combination (subclasses may keep ``A_r``)."""
+        self.rollout_buffer.combine_advantages(self.lagrange.value)
 
     def train(self) -> None:
         """PPO's update on the combined advantage, then one fit of the cost critic."""
         super().train()
         self._train_cost_critic()
-
-    def _cost_minibatches(
-        self, features: th.Tensor, returns: th.Tensor, batch_size: int
-    ) -> Iterator[tuple[th.Tensor, th.Tensor]]:
-        """``n_epochs`` shuffled passes over the rollout, in minibatches (drawn lazily, one per fit step)."""
-        n_samples = returns.shape[0]
-        for _ in range(self.n_epochs):
-            # Fence 2: own Generator, so PPO's next np.random.permutation is unaffected.
-            order = th.as_tensor(self._cost_rng.permutation(n_samples), device=self.device)
-            # One gather per epoch; minibatches are contiguous slices of it (the same rows in the same order).
-            yield from zip(features[order].split(batch_size), returns[order].split(batch_size), strict=True)
-
-    def _train_cost_critic(self) -> None:
-        lr = self._cost_critic_current_lr()
-        for group in self.cost_critic_optimizer.param_groups:
-            group["lr"] = lr
-        self.cost_critic.train()
-        obs_np, returns_np = self.rollout_buffer.flat_cost_data()
-        features = self.cost_critic.preprocess(th.as_tensor(obs_np, device=self.device))
-        returns = th.as_tensor(returns_np, device=self.device)
-        batch_size = self.cost_batch_size or self.batch_size
-        minibatches = self._cost_minibatches(features, returns, batch_size)
-        losses = self.cost_critic.fit_minibatches(self.cost_critic_optimizer, minibatches, self.max_grad_norm)
-        self.cost_critic.eval()
-        # One device-to-host copy; float64 as the mean of the per-step Python floats it replaces.
-        self.logger.record("train/cost_value_loss", float(np.mean(th.stack(losses).cpu().numpy().astype(np.float64))))
-        self.logger.record(
-            "train/cost_explained_variance",
-            float(
-                explained_variance(
-                    self.rollout_buffer.cost_values.flatten(), self.rollout_buffer.cost_returns.flatten()
-                )
-            ),
-        )
 
     def learn(
         self: SelfPPOLagrangian,

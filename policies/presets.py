@@ -25,6 +25,10 @@ __all__ = [
     "resolve_dose",
 ]
 
+#: Arms whose dose is the cost limit alone, and those with a Lagrange multiplier (``--lagrange pid`` applies).
+_LIMIT_ARMS = ("ppo-lag", "sac-lag", "cup", "cpo")
+_MULTIPLIER_ARMS = ("ppo-lag", "sac-lag", "cup")
+
 #: Named safety intensities, mildest first (``off`` means the unconstrained arm).
 INTENSITY_NAMES: tuple[str, ...] = ("mild", "moderate", "strict")
 
@@ -34,7 +38,8 @@ class Intensity:
     """The dose of each safety mechanism at one named intensity.
 
     Attributes:
-        cost_limit: Episode-cost limit ``d`` of the Lagrangian arms (``ppo-lag``, ``sac-lag``), cost per episode.
+        cost_limit: Episode-cost limit ``d`` of the arms with a limit (``ppo-lag``, ``sac-lag``, ``cup``, ``cpo``) and
+            the budget of ``saute``, cost per episode.
         penalty_coef: β of ``ppo-penalty``, reward units per cost unit.
         shield_speed_fraction: Speed cap of ``ppo-shield`` as a fraction of the env's speed limit, (0, 1].
         shield_clearance: Extra keep-out distance of the arm shield beyond the protective separation distance, m.
@@ -149,13 +154,14 @@ def intensity_settings(env_id: str, arm: str, intensity: str) -> tuple[float | N
 
     Args:
         env_id: Gymnasium id.
-        arm: Learner arm (``ppo-lag``, ``sac-lag``, ``ppo-penalty``, ``ppo-shield``; others get no dose).
+        arm: Learner arm (``ppo-lag``, ``sac-lag``, ``cup``, ``cpo``, ``saute``, ``ppo-penalty``, ``ppo-shield``;
+            others get no dose).
         intensity: ``mild``, ``moderate`` or ``strict``.
 
     Returns:
-        ``(cost_limit, extra_hyperparams)``: the cost limit for Lagrangian arms (None otherwise) and the
+        ``(cost_limit, extra_hyperparams)``: the cost limit for arms with one (None otherwise) and the
         learner or wrapper kwargs carrying the dose (``penalty_coef``, ``shield_speed_fraction``,
-        ``shield_clearance``).
+        ``shield_clearance``, ``saute_budget``: Saute's budget is the level's cost limit).
 
     Raises:
         ValueError: For an unknown intensity name.
@@ -164,8 +170,10 @@ def intensity_settings(env_id: str, arm: str, intensity: str) -> tuple[float | N
     if intensity not in levels:
         raise ValueError(f"unknown intensity {intensity!r} for {env_id}; choose one of {', '.join(levels)}")
     level = levels[intensity]
-    if arm.endswith("-lag"):
+    if arm in _LIMIT_ARMS:
         return level.cost_limit, {}
+    if arm == "saute":
+        return level.cost_limit, {"saute_budget": level.cost_limit}
     if arm == "ppo-penalty":
         return None, {"penalty_coef": level.penalty_coef}
     if arm == "ppo-shield":
@@ -244,7 +252,9 @@ def resolve_dose(
     if named is not None:
         level_limit, hyperparams = intensity_settings(env_id, arm, named)
         limit, label = (limit if level_limit is None else float(level_limit)), named
-    if uses_limit and lagrange == "pid":
+    if arm == "saute":  # the budget is the run's limit, however it was given
+        hyperparams = {**hyperparams, "saute_budget": limit}
+    if arm in _MULTIPLIER_ARMS and lagrange == "pid":
         hyperparams = {**hyperparams, "lagrange_method": "pid"}
         label += "-pid"
     return Dose(limit, label, dict(hyperparams))

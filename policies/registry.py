@@ -4,12 +4,18 @@ Arms of one family take the same hyper-parameters (SB3 PPO or SAC defaults unles
 with the same ``seed`` and ``hyperparams`` differs only in the safety mechanism. Safety settings travel in
 the same ``hyperparams`` dict under their own keys (:data:`SAFETY_KWARGS`); each arm drops the ones it does
 not use, so one dict serves every arm. Arms whose mechanism sits between the policy and the env
-(``ppo-shield``) also give an env wrapper through :func:`env_wrapper`.
+(``ppo-shield``, ``saute``) also give an env wrapper through :func:`env_wrapper`.
+
+Families: ``ppo`` with ``ppo-lag``, ``ppo-penalty``, ``ppo-shield``, ``cup`` and ``saute``; ``trpo`` (sb3-contrib)
+with ``cpo``, which take the on-policy hyper-parameters that TRPO accepts (PPO's own, such as ``n_epochs`` or
+``clip_range``, are dropped); ``sac`` with ``sac-lag``.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
+import math
 import pickle
 import zipfile
 from collections.abc import Callable
@@ -17,15 +23,19 @@ from pathlib import Path
 from typing import Any
 
 import torch as th
+from sb3_contrib import TRPO
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.type_aliases import GymEnv
 
+from .cpo import CPO
+from .cup import CUP
 from .lagrange import DEFAULT_COST_LIMIT, check_cost_limit
 from .logger import run_logger
 from .penalty import PPOPenalty
 from .ppo_lag import PPOLagrangian
 from .sac_lag import SACLagrangian
+from .saute import DEFAULT_UNSAFE_REWARD, make_saute_wrapper, saute_budget_of
 from .shield import make_shield_wrapper
 
 __all__ = [
@@ -41,15 +51,27 @@ __all__ = [
 ]
 
 #: Names of the learner arms: each unconstrained learner, then its safety arms.
-ARMS = ("ppo", "ppo-lag", "ppo-penalty", "ppo-shield", "sac", "sac-lag")
+ARMS = ("ppo", "ppo-lag", "ppo-penalty", "ppo-shield", "cup", "saute", "trpo", "cpo", "sac", "sac-lag")
 #: Arms with a safety mechanism, and the unconstrained arm each is paired with.
-_PARTNERS = {"ppo-lag": "ppo", "ppo-penalty": "ppo", "ppo-shield": "ppo", "sac-lag": "sac"}
+_PARTNERS = {
+    "ppo-lag": "ppo",
+    "ppo-penalty": "ppo",
+    "ppo-shield": "ppo",
+    "cup": "ppo",
+    "saute": "ppo",
+    "cpo": "trpo",
+    "sac-lag": "sac",
+}
 CONSTRAINED_ARMS = tuple(_PARTNERS)
 _CLASSES: dict[str, type[BaseAlgorithm]] = {
     "ppo": PPO,
     "ppo-lag": PPOLagrangian,
     "ppo-penalty": PPOPenalty,
     "ppo-shield": PPO,
+    "cup": CUP,
+    "saute": PPO,
+    "trpo": TRPO,
+    "cpo": CPO,
     "sac": SAC,
     "sac-lag": SACLagrangian,
 }
@@ -85,16 +107,28 @@ _SAC_LAG_KWARGS = frozenset(
     }
 )
 _SHIELD_KWARGS = frozenset({"shield_speed_fraction", "shield_clearance"})
+_CUP_KWARGS = LAGRANGIAN_KWARGS | {"projection_target_kl", "projection_coef"}
+_CPO_KWARGS = frozenset({"cost_gamma", "cost_gae_lambda", "cost_critic_lr", "cost_batch_size"})
+#: Read by :func:`env_wrapper` for ``saute``, never passed to a learner.
+_SAUTE_KWARGS = frozenset({"saute_budget", "saute_unsafe_reward"})
 #: Every safety-mechanism kwarg; an arm keeps only its own (see :data:`_ACCEPTS`) and drops the rest.
-SAFETY_KWARGS = LAGRANGIAN_KWARGS | _SAC_LAG_KWARGS | _SHIELD_KWARGS | {"penalty_coef"}
+SAFETY_KWARGS = LAGRANGIAN_KWARGS | _SAC_LAG_KWARGS | _SHIELD_KWARGS | _CUP_KWARGS | _SAUTE_KWARGS | {"penalty_coef"}
 _ACCEPTS: dict[str, frozenset[str]] = {
     "ppo": frozenset(),
     "ppo-lag": LAGRANGIAN_KWARGS,
     "ppo-penalty": frozenset({"penalty_coef"}),
     "ppo-shield": frozenset(),
+    "cup": _CUP_KWARGS,
+    "saute": frozenset(),
+    "trpo": frozenset(),
+    "cpo": _CPO_KWARGS,
     "sac": frozenset(),
     "sac-lag": _SAC_LAG_KWARGS,
 }
+#: Arms whose learner takes the episode-cost limit ``cost_limit``.
+COST_LIMIT_ARMS = frozenset({"ppo-lag", "cup", "cpo", "sac-lag"})
+#: Keywords sb3-contrib's TRPO accepts: the ``trpo`` and ``cpo`` arms drop the other (PPO-only) ones.
+_TRPO_KWARGS = frozenset(inspect.signature(TRPO.__init__).parameters) - {"self"}
 _RESERVED = frozenset({"env", "seed", "device", "verbose", "cost_limit", "_init_setup_model"})
 #: Attribute saved in the model zip to tell ``load_learner`` which class to rebuild.
 ARM_ATTRIBUTE = "taxbench_arm"
@@ -137,7 +171,7 @@ def _check_arm(arm: str) -> None:
 
 
 def unconstrained_partner(arm: str) -> str:
-    """The unconstrained arm a safety arm is paired with (``sac`` for ``sac-lag``, else ``ppo``)."""
+    """The unconstrained arm a safety arm is paired with (``sac`` for ``sac-lag``, ``trpo`` for ``cpo``, else ppo)."""
     _check_arm(arm)
     return _PARTNERS.get(arm, arm)
 
@@ -148,16 +182,32 @@ def env_wrapper(arm: str, hyperparams: dict[str, Any] | None = None) -> Callable
     Args:
         arm: One of :data:`ARMS`.
         hyperparams: The run's hyperparams; ``ppo-shield`` reads ``shield_speed_fraction`` (default 1) and
-            ``shield_clearance`` (m, default 0) from it.
+            ``shield_clearance`` (m, default 0) from it; ``saute`` reads ``saute_budget`` (the episode-cost
+            budget, default the default cost limit; set by the named intensities) and ``saute_unsafe_reward``.
 
     Returns:
-        A picklable one-argument function ``env -> wrapped env`` (``ppo-shield``), or None.
+        A picklable one-argument function ``env -> wrapped env`` (``ppo-shield``, ``saute``), or None.
     """
     _check_arm(arm)
+    hp = hyperparams or {}
+    if arm == "saute":
+        budget = float(hp.get("saute_budget", DEFAULT_COST_LIMIT))
+        return make_saute_wrapper(budget, float(hp.get("saute_unsafe_reward", DEFAULT_UNSAFE_REWARD)))
     if arm != "ppo-shield":
         return None
-    hp = hyperparams or {}
     return make_shield_wrapper(float(hp.get("shield_speed_fraction", 1.0)), float(hp.get("shield_clearance", 0.0)))
+
+
+def _check_saute_env(env: Any, cost_limit: float) -> None:
+    """``saute`` trains plain PPO: refuse an env without the Saute wrapper, or one whose budget is not the limit."""
+    budget = saute_budget_of(env)
+    if budget is None:
+        raise ValueError("the saute arm needs an env wrapped by env_wrapper('saute', hyperparams) (SauteWrapper)")
+    if budget != float(cost_limit) and math.isfinite(budget):  # an infinite budget (no constraint) pairs with any
+        raise ValueError(
+            f"saute: the env's budget ({budget:g}, hyperparams['saute_budget']) differs from cost_limit "
+            f"({float(cost_limit):g}); an explicit limit d<N> needs saute_budget = N too"
+        )
 
 
 def make_learner(
@@ -175,11 +225,13 @@ def make_learner(
     Args:
         arm: One of :data:`ARMS`: ``ppo``, ``ppo-lag`` (PPO-Lagrangian; ``lagrange_method`` ``grad`` or
             ``pid``), ``ppo-penalty`` (reward − ``penalty_coef``·cost), ``ppo-shield`` (PPO; give it an env
-            wrapped by :func:`env_wrapper`), ``sac``, ``sac-lag`` (SAC-Lagrangian).
+            wrapped by :func:`env_wrapper`), ``cup`` (CUP), ``saute`` (PPO on the Saute-wrapped env of
+            :func:`env_wrapper`), ``trpo`` (sb3-contrib TRPO), ``cpo`` (CPO), ``sac``, ``sac-lag`` (SAC-Lagrangian).
         env: Environment, VecEnv or registered id (SB3 wraps it).
         seed: Seed of every random stream of the learner.
         device: ``"auto"`` | ``"cpu"`` | ``"cuda"`` (see :func:`resolve_device`).
-        cost_limit: Episode-cost limit of the Lagrangian arms (validated for all, used by ``*-lag``).
+        cost_limit: Episode-cost limit (validated for all, used by ``*-lag``, ``cup``, ``cpo``; for ``saute`` it must
+            equal the budget of the env's Saute wrapper).
         hyperparams: Constructor kwargs, the same for every arm of a family (SB3 defaults otherwise); may hold
             ``"policy"`` (default ``"MlpPolicy"``). Keys in :data:`SAFETY_KWARGS` are passed only to the arms
             that use them.
@@ -203,8 +255,14 @@ def make_learner(
     kwargs = {k: v for k, v in kwargs.items() if k not in SAFETY_KWARGS or k in _ACCEPTS[arm]}
     if isinstance(kwargs.get("train_freq"), list):  # JSON has no tuples: [1, "episode"] → (1, "episode")
         kwargs["train_freq"] = tuple(kwargs["train_freq"])
-    if arm.endswith("-lag"):
+    if arm in COST_LIMIT_ARMS:
         common["cost_limit"] = float(cost_limit)
+    if arm in ("trpo", "cpo"):
+        kwargs = {k: v for k, v in kwargs.items() if k in _TRPO_KWARGS or k in _ACCEPTS[arm]}
+        if kwargs.get("target_kl", 0.0) is None:  # PPO's "no early stop"; TRPO's trust region keeps its default
+            del kwargs["target_kl"]
+    if arm == "saute":
+        _check_saute_env(env, cost_limit)
     model = _CLASSES[arm](policy, env, **common, **kwargs)
     setattr(model, ARM_ATTRIBUTE, arm)
     build = {"seed": seed, "cost_limit": float(cost_limit), "hyperparams": dict(hyperparams or {})}
@@ -234,7 +292,11 @@ def _saved_arm(path: Path) -> str:
         raise ValueError(f"{str(path)!r} is not a readable SB3 model zip (its 'data' entry is not an object)")
     arm = data.get(ARM_ATTRIBUTE)
     if arm is None:  # saved outside make_learner: guess from the pickled attributes
-        if "lagrange" in data:
+        if "cg_max_steps" in data:  # sb3-contrib's TRPO and CPO
+            arm = "cpo" if "episode_cost_estimate" in data else "trpo"
+        elif "projection_target_kl" in data:
+            arm = "cup"
+        elif "lagrange" in data:
             arm = "sac-lag" if "lagrange_interval" in data else "ppo-lag"
         elif "penalty_coef" in data:
             arm = "ppo-penalty"

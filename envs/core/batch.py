@@ -24,12 +24,12 @@ thread that stepped it (:meth:`~taxbench.envs.sim.mujoco_sim.MujocoSim.capture_a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from taxbench.envs.core.arrays import NUMPY
 from taxbench.envs.core.components import StepContext
 
 if TYPE_CHECKING:
@@ -96,6 +96,10 @@ class BatchContext:
             forces = self.cache["external_forces"] = stack_rows([sim.external_forces() for sim in self.sims])
         return forces
 
+    def body_rotations(self, body: str) -> np.ndarray:
+        """Each world's rotation matrix of ``body``'s frame, shape (N, 3, 3) (as the sims hold it after the step)."""
+        return stack_rows([sim.body_orientation(body) for sim in self.sims])
+
     def world(self, index: int, robot: Any) -> StepContext:
         """World ``index``'s own :class:`StepContext` (for components measured world by world)."""
         return StepContext(
@@ -105,7 +109,7 @@ class BatchContext:
 
 def hypot_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``math.hypot`` of each pair, as an array: the same function as the per-world terms, so the same bits."""
-    return np.fromiter(map(math.hypot, x.tolist(), y.tolist()), dtype=np.float64, count=len(x))
+    return NUMPY.hypot(x, y)
 
 
 def _configuration(env: SafeRobotEnv) -> str:

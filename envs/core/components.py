@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from gymnasium import spaces
 
+from taxbench.envs.core.arrays import array_namespace
+
 if TYPE_CHECKING:
-    from taxbench.envs.core.sim import Marker, Sim
+    from taxbench.envs.core.sim_api import Marker, Sim
 
 
 class StepContext:
@@ -169,12 +171,13 @@ class CostTerm:
             return max(0.0, excess)
         return float(excess > 0.0)
 
-    def cost_batch(self, measures: np.ndarray) -> np.ndarray:
-        """:meth:`cost` of each measure in an array (many worlds at once), the same values."""
+    def cost_batch(self, measures: Any) -> Any:
+        """:meth:`cost` of each measure in an array (many worlds at once), the same values; numpy or torch."""
+        xp = array_namespace(measures)
         excess = measures - self.threshold if self.upper else self.threshold - measures
         if self.mode == "excess":
-            return np.where(excess > 0.0, excess, 0.0)  # max(0.0, excess), NaN included
-        return (excess > 0.0).astype(np.float64)
+            return xp.positive_part(excess)  # max(0.0, excess), NaN included
+        return xp.as_float(excess > 0.0)
 
     def describe(self) -> str:
         """One line for tables: ``speed > 0.25 m/s``."""

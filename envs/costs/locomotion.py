@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from taxbench.envs.core.batch import hypot_rows
+from taxbench.envs.core.arrays import array_namespace
 from taxbench.envs.core.components import CostTerm, Robot, StepContext
-from taxbench.envs.core.sim import Sim
+from taxbench.envs.core.sim_api import Sim
 
 if TYPE_CHECKING:
     from taxbench.envs.core.batch import BatchContext
@@ -36,12 +36,12 @@ class VelocityCost(CostTerm):
             return float(velocity[0])
         return math.hypot(velocity[0], velocity[1])
 
-    def measure_batch(self, ctx: BatchContext) -> np.ndarray:
-        """:meth:`measure` of every world, m/s, shape (N,)."""
+    def measure_batch(self, ctx: BatchContext) -> Any:
+        """:meth:`measure` of every world, m/s, shape (N,) (numpy or torch, as ``ctx.qpos``)."""
         velocity = ctx.root_velocity
         if self.planar:
             return velocity[:, 0]
-        return hypot_rows(velocity[:, 0], velocity[:, 1])
+        return array_namespace(velocity).hypot(velocity[:, 0], velocity[:, 1])
 
 
 @dataclass
@@ -54,8 +54,8 @@ class FallCost(CostTerm):
         """Root height above the ground, m."""
         return float(ctx.robot.root_position(ctx.sim)[2])
 
-    def measure_batch(self, ctx: BatchContext) -> np.ndarray:
-        """:meth:`measure` of every world, m, shape (N,)."""
+    def measure_batch(self, ctx: BatchContext) -> Any:
+        """:meth:`measure` of every world, m, shape (N,) (numpy or torch, as ``ctx.qpos``)."""
         return ctx.root_after[:, 2]
 
 
@@ -67,6 +67,12 @@ class FlipCost(CostTerm):
         """Torso tilt, rad (0 upright, π upside down)."""
         up = ctx.sim.body_orientation(ctx.robot.root_body)[:, 2]
         return float(np.arccos(np.clip(up[2], -1.0, 1.0)))
+
+    def measure_batch(self, ctx: BatchContext) -> Any:
+        """:meth:`measure` of every world, rad, shape (N,) (numpy or torch, as ``ctx.qpos``)."""
+        up_z = ctx.body_rotations(ctx.robot.root_body)[:, 2, 2]
+        xp = array_namespace(up_z)
+        return xp.arccos(xp.clip(up_z, -1.0, 1.0))
 
 
 @dataclass
@@ -106,13 +112,15 @@ class JointLimitCost(CostTerm):
         q = np.array([ctx.sim.joint_position(n)[0] for n in self._names])
         return float(np.max(np.maximum(q - self._ranges[:, 1], self._ranges[:, 0] - q)))
 
-    def measure_batch(self, ctx: BatchContext) -> np.ndarray:
-        """:meth:`measure` of every world (alike models), rad, shape (N,)."""
+    def measure_batch(self, ctx: BatchContext) -> Any:
+        """:meth:`measure` of every world (alike models), rad, shape (N,) (numpy or torch, as ``ctx.qpos``)."""
         sim = ctx.sims[0]
         self._ensure_ranges(sim, ctx.robot)
         columns = [sim.joint_qpos_slice(n).start for n in self._names]  # type: ignore[attr-defined]
         q = ctx.qpos[:, columns]
-        return np.max(np.maximum(q - self._ranges[:, 1], self._ranges[:, 0] - q), axis=1)
+        xp = array_namespace(q)
+        ranges = xp.constant(self._ranges, q)
+        return xp.row_max(xp.maximum(q - ranges[:, 1], ranges[:, 0] - q))
 
 
 @dataclass

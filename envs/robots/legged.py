@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from gymnasium import spaces
 
+from taxbench.envs.core.arrays import array_namespace
 from taxbench.envs.core.assets import gymnasium_model
 from taxbench.envs.core.numerics import all_finite, clip
-from taxbench.envs.core.sim import Marker, Sim
+from taxbench.envs.core.sim_api import Marker, Sim
 
 if TYPE_CHECKING:
     from taxbench.envs.core.batch import BatchContext
@@ -152,39 +153,44 @@ class LeggedRobot:
         return True
 
     # ----------------------------------------------------------------- many worlds at once (envs/core/batch.py)
-    def controls(self, actions: np.ndarray) -> np.ndarray:
+    def controls(self, actions: Any) -> Any:
         """:meth:`control` of every world: the actions themselves, shape (N, number of actuators)."""
         return actions
 
-    def root_positions(self, qpos: np.ndarray, sim: MujocoSim) -> np.ndarray:
-        """:meth:`root_position` of each row of stacked qpos (N, nq), m, shape (N, 3); ``sim`` is any world."""
+    def root_positions(self, qpos: Any, sim: MujocoSim) -> Any:
+        """:meth:`root_position` of each row of stacked qpos (N, nq), m, shape (N, 3); ``sim`` is any world.
+
+        ``qpos`` is a numpy array or a torch tensor (:mod:`taxbench.envs.core.arrays`); the result is the same kind.
+        """
+        xp = array_namespace(qpos)
         index = self._root_qpos or self._root_index(sim)
         if not self.planar:
-            return qpos[:, index[0] : index[2] + 1].copy()
-        roots = np.zeros((len(qpos), 3))
-        roots[:, 0], roots[:, 2] = qpos[:, index[0]], qpos[:, index[1]]
-        return roots
+            return xp.copy(qpos[:, index[0] : index[2] + 1])
+        x, z = qpos[:, index[0]], qpos[:, index[1]]
+        return xp.stack((x, xp.zeros(x), z), axis=1)
 
-    def observations(self, ctx: BatchContext) -> np.ndarray:
-        """:meth:`observation` of every world, shape (N, observation size)."""
-        qvel = ctx.qvel if self.velocity_clip is None else clip(ctx.qvel, -self.velocity_clip, self.velocity_clip)
+    def observations(self, ctx: BatchContext) -> Any:
+        """:meth:`observation` of every world, shape (N, observation size) (numpy or torch, as ``ctx.qpos``)."""
+        xp = array_namespace(ctx.qpos)
+        qvel = ctx.qvel if self.velocity_clip is None else xp.clip(ctx.qvel, -self.velocity_clip, self.velocity_clip)
         parts = [ctx.qpos[:, self.position_obs_skip :], qvel]
         if self.include_contact_forces:
-            forces = clip(ctx.external_forces()[:, 1:], -1.0, 1.0)
+            forces = xp.clip(ctx.external_forces()[:, 1:], -1.0, 1.0)
             parts.append(forces.reshape(len(forces), -1))
-        return np.concatenate(parts, axis=1)
+        return xp.concat(parts, axis=1)
 
-    def healthy(self, ctx: BatchContext) -> np.ndarray:
+    def healthy(self, ctx: BatchContext) -> Any:
         """:meth:`is_healthy` of every world, shape (N,) bool; computed once per step."""
         cached = ctx.cache.get("healthy")
         if cached is not None:
             return cached
+        xp = array_namespace(ctx.qpos)
         qpos, qvel = ctx.qpos, ctx.qvel
-        ok = np.isfinite(qpos).all(axis=1) & np.isfinite(qvel).all(axis=1)
+        ok = xp.finite_rows(qpos) & xp.finite_rows(qvel)
         if self.healthy_state_range is not None:
             low, high = self.healthy_state_range
-            rest = np.concatenate((qpos, qvel), axis=1)[:, 2:]
-            ok &= (low < rest.min(axis=1)) & (rest.max(axis=1) < high)
+            rest = xp.concat((qpos, qvel), axis=1)[:, 2:]
+            ok &= (low < xp.row_min(rest)) & (xp.row_max(rest) < high)
         if self.healthy_z_range is not None:
             low, high = self.healthy_z_range
             z = ctx.root_after[:, 2]

@@ -26,6 +26,7 @@ _GEOM_TYPES = {
 }
 _MAX_RENDER_SIZE = (1920, 1080)
 _QPOS_QVEL = int(mujoco.mjtState.mjSTATE_QPOS | mujoco.mjtState.mjSTATE_QVEL)
+_USER = int(mujoco.mjtState.mjSTATE_USER)  # controls, applied forces, mocap, equality flags, userdata
 
 
 class MujocoSim:
@@ -160,6 +161,10 @@ class MujocoSim:
         """Whether the model has a body of this name."""
         return name in self._names["body"]
 
+    def body_index(self, name: str) -> int:
+        """Index of a body by name (rows of ``xmat``, ``cfrc_ext``), for batched simulators of this model."""
+        return self._id("body", name)
+
     # ----------------------------------------------------------------- stepping
     @property
     def dt(self) -> float:
@@ -255,6 +260,31 @@ class MujocoSim:
         """Restore a state from :meth:`get_state`."""
         mujoco.mj_setState(self.model, self.data, np.asarray(state, dtype=np.float64), self._STATE)
         self.forward()
+
+    def restore_stepped_state(self, before: np.ndarray, state: np.ndarray) -> bool:
+        """Restore ``state`` (:meth:`get_state`) that one :meth:`advance` reached from ``before``, exactly.
+
+        After ``mj_step`` the derived quantities in ``mjData`` (body frames, Jacobians, contact forces) are those
+        of the last substep's start, and a controller reads them before the next step; :meth:`restore_state`
+        recomputes them at ``state`` instead. Replaying the step, from ``before``'s physics (time, qpos, qvel,
+        act, warm start, plugins) with ``state``'s inputs (controls, applied forces, mocap), gives them bit for bit.
+        Used to resume a run exactly.
+
+        Returns:
+            True when the replay landed on ``state``; otherwise (the world was reset after that step, say) False,
+            and ``state`` is restored as :meth:`restore_state` does.
+        """
+        state = np.asarray(state, dtype=np.float64)
+        mujoco.mj_setState(self.model, self.data, state, self._STATE)
+        inputs = np.empty(mujoco.mj_stateSize(self.model, _USER))
+        mujoco.mj_getState(self.model, self.data, inputs, _USER)
+        mujoco.mj_setState(self.model, self.data, np.asarray(before, dtype=np.float64), self._STATE)
+        mujoco.mj_setState(self.model, self.data, inputs, _USER)
+        self.advance()
+        if self.get_state().tobytes() == state.tobytes():
+            return True
+        self.restore_state(state)
+        return False
 
     # ----------------------------------------------------------------- bodies and joints
     def body_position(self, name: str) -> np.ndarray:

@@ -9,7 +9,7 @@ import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv
 from toy_envs import OverspeedPointEnv, overspeed_optimum
 
-from taxbench.policies import SafetyMetricsCallback, make_learner
+from taxbench.policies import SafetyMetricsCallback, env_wrapper, make_learner
 
 COST_LIMIT = 25.0
 J_STAR, V_STAR, LAMBDA_STAR = overspeed_optimum(OverspeedPointEnv(), COST_LIMIT)
@@ -38,8 +38,10 @@ def test_closed_form():
 def _train(arm, seed, steps, **extra):
     if arm.startswith("sac"):
         env, hp = OverspeedPointEnv(), {**SAC_HP, **extra}
-    else:
-        env, hp = DummyVecEnv([OverspeedPointEnv] * 4), {**PPO_HP, **extra}
+    else:  # saute: PPO on the budget-augmented env (budget = the limit); cpo and trpo drop PPO-only keys
+        hp = {**PPO_HP, "saute_budget": COST_LIMIT, **extra}
+        wrap = env_wrapper(arm, hp)
+        env = DummyVecEnv([(lambda: wrap(OverspeedPointEnv())) if wrap else OverspeedPointEnv] * 4)
     model = make_learner(arm, env, seed=seed, device="cpu", cost_limit=COST_LIMIT, hyperparams=hp)
     callback = SafetyMetricsCallback()
     model.learn(steps, callback=callback)
@@ -47,13 +49,14 @@ def _train(arm, seed, steps, **extra):
 
 
 def _deterministic_episode(model):
-    env = OverspeedPointEnv()
+    wrap = env_wrapper(model.taxbench_arm, {"saute_budget": COST_LIMIT})
+    env = wrap(OverspeedPointEnv()) if wrap else OverspeedPointEnv()
     obs, _ = env.reset(seed=0)
     total_return = total_cost = 0.0
-    for _ in range(env.horizon):
+    for _ in range(OverspeedPointEnv().horizon):
         action, _ = model.predict(obs, deterministic=True)
         obs, reward, _, _, info = env.step(action)
-        total_return += reward
+        total_return += info.get("reward_task", reward)  # the env's reward, not Saute's replacement
         total_cost += info["cost"]
     return total_return, total_cost
 
@@ -100,6 +103,30 @@ def test_sac_lag_multiplier_rises_short():
     assert fast_slow[0] > fast_slow[1]
 
 
+def _late_cost(history, rollouts=4):
+    return float(np.mean([row["ep_cost"] for row in history[-rollouts:]]))
+
+
+@pytest.mark.parametrize(("arm", "partner"), [("cpo", "trpo"), ("cup", "ppo"), ("saute", "ppo")])
+def test_new_arm_holds_cost_below_its_partner_short(arm, partner):
+    """Always runs (~10-15 s each): 10k steps from the same seed, the unconstrained partner climbs well above the
+    limit (it heads for 3 m/s, cost 400) while the arm's late episode cost stays near it; and its mechanism
+    engaged: CPO took constrained steps (ν > 0 or a recovery step), CUP's λ left 0, Saute's policy slows down
+    when the budget is spent."""
+    _, free = _train(partner, 0, 10_240)
+    model, history = _train(arm, 0, 10_240)
+    assert _late_cost(free) > 2 * COST_LIMIT
+    assert _late_cost(history) < 1.5 * COST_LIMIT < _late_cost(free)
+    if arm == "cpo":
+        assert any(not (row["lambda"] == 0.0) for row in history)  # ν > 0 or NaN (recovery)
+    elif arm == "cup":
+        assert max(row["lambda"] for row in history) > 0.0
+    else:
+        t = np.full(1, 0.5, dtype=np.float32)
+        fresh, spent = np.append(t, 1.0)[None], np.append(t, -0.5)[None]
+        assert model.predict(spent, deterministic=True)[0][0, 0] < model.predict(fresh, deterministic=True)[0][0, 0]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("arm", "steps", "extra"),
@@ -115,6 +142,15 @@ def test_arm_reaches_constrained_optimum(arm, steps, extra):
     """Each arm ends within 15% of J* = 75 and within its limit (deterministic policy)."""
     model, _ = _train(arm, 0, steps, **extra)
     _assert_near_optimum(model)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(("arm", "steps", "extra"), [("cpo", 61_440, {}), ("cup", 122_880, {}), ("saute", 122_880, {})])
+def test_new_arm_reaches_constrained_optimum(arm, steps, extra, seed):
+    """CPO, CUP and Saute, seeds 0-2: within 15% of J* = 75 and within the limit (deterministic policy)."""
+    model, _ = _train(arm, seed, steps, **extra)
+    print(arm, seed, _assert_near_optimum(model))
 
 
 @pytest.mark.slow

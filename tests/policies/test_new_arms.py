@@ -118,7 +118,8 @@ def test_pid_ppo_lag_round_trip(tmp_path):
 
 
 def test_partners():
-    assert [unconstrained_partner(a) for a in ARMS] == ["ppo", "ppo", "ppo", "ppo", "sac", "sac"]
+    partners = ["ppo", "ppo", "ppo", "ppo", "ppo", "ppo", "trpo", "trpo", "sac", "sac"]
+    assert [unconstrained_partner(a) for a in ARMS] == partners
 
 
 def test_intensities_order_the_dose():

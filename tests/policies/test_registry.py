@@ -11,7 +11,7 @@ HP = {"n_steps": 32, "batch_size": 16, "n_epochs": 1}
 
 
 def test_arms():
-    assert ARMS == ("ppo", "ppo-lag", "ppo-penalty", "ppo-shield", "sac", "sac-lag")
+    assert ARMS == ("ppo", "ppo-lag", "ppo-penalty", "ppo-shield", "cup", "saute", "trpo", "cpo", "sac", "sac-lag")
 
 
 @pytest.mark.parametrize("arm", ["ppo", "ppo-lag"])
@@ -44,7 +44,7 @@ def test_lagrangian_kwargs_ignored_by_ppo_arm():
 
 
 def test_unknown_arm_lists_valid_ones():
-    with pytest.raises(ValueError, match=r"ppo, ppo-lag, ppo-penalty, ppo-shield, sac, sac-lag"):
+    with pytest.raises(ValueError, match=r"ppo, ppo-lag, ppo-penalty, ppo-shield, cup, saute, trpo, cpo, sac, sac-lag"):
         make_learner("td3-lag", SpeedLimitedPointEnv(), seed=0)
 
 
@@ -79,9 +79,15 @@ def test_rejects_foreign_buffer_class():
 def test_resolve_device():
     assert resolve_device("auto") == ("cuda" if th.cuda.is_available() else "cpu")
     assert resolve_device("cpu") == "cpu"
-    assert resolve_device("cuda:1") == "cuda:1"
     with pytest.raises(ValueError, match="device"):
         resolve_device("tpu")
+    # a CUDA device that is not there is refused, never silently replaced by the CPU
+    missing = f"cuda:{th.cuda.device_count()}"
+    with pytest.raises(ValueError, match="CUDA device"):
+        resolve_device(missing)
+    if not th.cuda.is_available():
+        with pytest.raises(ValueError, match="sees no CUDA device"):
+            resolve_device("cuda")
 
 
 def test_missing_cost_key_warns_once_and_counts_zero():

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from taxbench.envs.core.arrays import array_namespace
 from taxbench.envs.core.components import StepContext
 from taxbench.envs.core.sim_api import Marker, Sim
 from taxbench.envs.costs.locomotion import HazardZones
@@ -135,3 +137,58 @@ class HazardGoal:
     def info(self, ctx: StepContext) -> dict[str, float]:
         """Distance to the goal, m."""
         return {"goal_distance": float(np.linalg.norm(self.goal - ctx.root_after[:2]))}
+
+
+# --------------------------------------------------------------------- many worlds at once, numpy or torch
+# Pure functions of batched state (:mod:`taxbench.envs.core.arrays`): the MuJoCo Warp env computes AntHazard with
+# them, and tests check them against the per-world methods above on the same states.
+def hazard_depths(xy: Any, centers: Any, radius: float) -> Any:
+    """:meth:`HazardZones.depth` of every world: deepest penetration into any of its zones, m, shape (N,).
+
+    Args:
+        xy: Root positions, m, shape (N, 2) (or (N, 3): the first two columns are used).
+        centers: Each world's zone centres, m, shape (N, n, 2).
+        radius: Zone radius, m.
+    """
+    xp = array_namespace(centers)
+    return xp.row_max(radius - xp.norm(centers - xy[:, None, :2]))
+
+
+def goal_distances(goal: Any, xy: Any) -> Any:
+    """Distance from each world's root (N, 2+) to its goal (N, 2), m, shape (N,)."""
+    return array_namespace(goal).norm(goal - xy[:, :2])
+
+
+def heading_frame(xy: Any, forward: Any, points: Any) -> Any:
+    """Points (N, k, 2) in each world's heading frame (origin at the root, x along its heading), m, shape (N, 2k).
+
+    Args:
+        xy: Root positions, m, shape (N, 2+).
+        forward: The torso's x axis in the world, shape (N, 2+) (its horizontal part gives the heading).
+        points: Points in the world, m, shape (N, k, 2).
+    """
+    xp = array_namespace(points)
+    yaw = xp.atan2(forward[:, 1], forward[:, 0])
+    cos, sin = xp.cos(yaw)[:, None], xp.sin(yaw)[:, None]
+    relative = points - xy[:, None, :2]
+    x, y = relative[..., 0], relative[..., 1]
+    return xp.stack((cos * x + sin * y, cos * y - sin * x), axis=2).reshape(len(points), -1)
+
+
+def hazard_layout(start: Any, angle: Any, lateral: Any, goal_distance: float) -> tuple[Any, Any]:
+    """:meth:`HazardGoal.reset` of every world from its draws: ``(goal (N, 2), centers (N, n, 2))``, m.
+
+    Args:
+        start: Root positions at reset, m, shape (N, 2+).
+        angle: Goal directions, rad, shape (N,) (drawn in ±``goal_angle``).
+        lateral: Lateral offsets of the zones from the start-goal line, m, shape (N, n) (drawn in ±radius).
+        goal_distance: Start-to-goal distance, m.
+    """
+    xp = array_namespace(angle)
+    direction = xp.stack((xp.cos(angle), xp.sin(angle)), axis=1)
+    normal = xp.stack((-direction[:, 1], direction[:, 0]), axis=1)
+    n = lateral.shape[1]
+    fractions = xp.constant((np.arange(n) + 1.0) / (n + 1.0), angle)
+    along = (fractions * goal_distance)[None, :, None] * direction[:, None, :]
+    centers = start[:, None, :2] + along + lateral[:, :, None] * normal[:, None, :]
+    return start[:, :2] + goal_distance * direction, centers

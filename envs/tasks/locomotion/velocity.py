@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from taxbench.envs.core.arrays import array_namespace
 from taxbench.envs.core.components import StepContext
 from taxbench.envs.core.numerics import clip
-from taxbench.envs.core.sim import Marker, Sim
+from taxbench.envs.core.sim_api import Marker, Sim
 from taxbench.envs.robots.legged import LeggedRobot
 
 if TYPE_CHECKING:
@@ -64,15 +65,18 @@ def locomotion_rewards(
 
 
 def locomotion_rewards_batch(
-    ctx: BatchContext, weights: LocomotionWeights, robot: LeggedRobot, terms: dict[str, np.ndarray]
-) -> dict[str, np.ndarray]:
-    """:func:`locomotion_rewards` of ``N`` worlds, each term an array (N,); added to ``terms`` after the task's own."""
-    terms["ctrl"] = -weights.ctrl * np.add.reduce(np.square(ctx.action), axis=1)
+    ctx: BatchContext, weights: LocomotionWeights, robot: LeggedRobot, terms: dict[str, Any]
+) -> dict[str, Any]:
+    """:func:`locomotion_rewards` of ``N`` worlds, each term an array (N,); added to ``terms`` after the task's own.
+
+    Numpy or torch, as ``ctx.qpos`` (:mod:`taxbench.envs.core.arrays`).
+    """
+    xp = array_namespace(ctx.qpos)
+    terms["ctrl"] = -weights.ctrl * xp.sum_squares(ctx.action)
     if weights.healthy:
-        terms["healthy"] = weights.healthy * robot.healthy(ctx).astype(np.float64)
+        terms["healthy"] = weights.healthy * xp.as_float(robot.healthy(ctx))
     if weights.contact:
-        forces = clip(ctx.external_forces(), -1.0, 1.0)
-        terms["contact"] = -weights.contact * np.add.reduce(np.square(forces.reshape(len(forces), -1)), axis=1)
+        terms["contact"] = -weights.contact * xp.sum_squares(xp.clip(ctx.external_forces(), -1.0, 1.0))
     return terms
 
 
@@ -129,22 +133,22 @@ class RunForward:
         return {"x_position": float(ctx.root_after[0]), "x_velocity": float(ctx.root_velocity[0])}
 
     # ----------------------------------------------------------------- many worlds at once (envs/core/batch.py)
-    def rewards_batch(self, ctx: BatchContext) -> dict[str, np.ndarray]:
-        """:meth:`rewards` of every world, each term an array (N,)."""
+    def rewards_batch(self, ctx: BatchContext) -> dict[str, Any]:
+        """:meth:`rewards` of every world, each term an array (N,) (numpy or torch, as ``ctx.qpos``)."""
         terms = {"forward": self.weights.forward * ctx.root_velocity[:, 0]}
         return locomotion_rewards_batch(ctx, self.weights, self.robot, terms)
 
-    def is_success_batch(self, ctx: BatchContext) -> np.ndarray:
+    def is_success_batch(self, ctx: BatchContext) -> Any:
         """All False, shape (N,)."""
-        return np.zeros(ctx.num_worlds, dtype=bool)
+        return array_namespace(ctx.qpos).false(ctx.qpos)
 
-    def is_terminated_batch(self, ctx: BatchContext) -> np.ndarray:
+    def is_terminated_batch(self, ctx: BatchContext) -> Any:
         """:meth:`is_terminated` of every world, shape (N,) bool."""
         if not self.weights.terminate_when_unhealthy:
-            return np.zeros(ctx.num_worlds, dtype=bool)
+            return array_namespace(ctx.qpos).false(ctx.qpos)
         return ~self.robot.healthy(ctx)
 
-    def info_batch(self, ctx: BatchContext) -> dict[str, np.ndarray]:
+    def info_batch(self, ctx: BatchContext) -> dict[str, Any]:
         """:meth:`info` of every world, each key an array (N,)."""
         return {"x_position": ctx.root_after[:, 0], "x_velocity": ctx.root_velocity[:, 0]}
 
