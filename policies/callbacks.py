@@ -65,6 +65,7 @@ class SafetyMetricsCallback(BaseCallback):
         self._ep_length = np.zeros(0, dtype=np.int64)
         self._start_time = 0.0
         self._start_steps = 0
+        self._pending_state: dict[str, Any] | None = None
         self._reset_rollout()
 
     def _reset_rollout(self) -> None:
@@ -83,6 +84,41 @@ class SafetyMetricsCallback(BaseCallback):
         self._start_time = time.perf_counter()
         self._start_steps = self.model.num_timesteps
         self._reset_rollout()
+        if self._pending_state is not None:
+            self._apply_state(self._pending_state)
+            self._pending_state = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The running tallies (plain lists and ints): each env's partial episode and this rollout's so far.
+
+        With :meth:`load_state_dict` a resumed run reports the episodes that straddle its checkpoint whole.
+        """
+        return {
+            "ep_return": self._ep_return.tolist(),
+            "ep_cost": self._ep_cost.tolist(),
+            "ep_length": self._ep_length.tolist(),
+            "returns": list(self._returns),
+            "costs": list(self._costs),
+            "lengths": list(self._lengths),
+            "successes": list(self._successes),
+            "rollout_steps": self._rollout_steps,
+            "violating_steps": self._violating_steps,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore tallies from :meth:`state_dict` when training next starts (``on_training_start`` clears them)."""
+        self._pending_state = dict(state)
+
+    def _apply_state(self, state: dict[str, Any]) -> None:
+        n_envs = self.training_env.num_envs
+        if any(len(state[key]) != n_envs for key in ("ep_return", "ep_cost", "ep_length")):
+            raise ValueError(f"the saved metrics tallies are not for {n_envs} envs")
+        self._ep_return = np.array(state["ep_return"], dtype=np.float64)
+        self._ep_cost = np.array(state["ep_cost"], dtype=np.float64)
+        self._ep_length = np.array(state["ep_length"], dtype=np.int64)
+        self._returns, self._costs = [float(v) for v in state["returns"]], [float(v) for v in state["costs"]]
+        self._lengths, self._successes = [float(v) for v in state["lengths"]], [float(v) for v in state["successes"]]
+        self._rollout_steps, self._violating_steps = int(state["rollout_steps"]), int(state["violating_steps"])
 
     def _on_rollout_start(self) -> None:
         self._reset_rollout()

@@ -89,10 +89,11 @@ class WarpSim:
         if isinstance(num_worlds, bool) or not isinstance(num_worlds, int) or num_worlds < 1:
             raise ValueError(f"num_worlds must be an integer >= 1, got {num_worlds!r}")
         self.device = check_device(device)
-        import mujoco_warp as mjw
         import warp as wp
 
-        wp.config.quiet = True  # no banner and no per-module compile lines in test and CLI output
+        wp.config.quiet = True  # before mujoco_warp initialises Warp: no banner
+        wp.config.log_level = max(wp.config.log_level, wp.LOG_WARNING)  # no per-module "load on device" lines
+        import mujoco_warp as mjw
         self._wp, self._mjw = wp, mjw
         self.num_worlds, self.frame_skip, self.dt = num_worlds, template.frame_skip, template.dt
         self._template = template

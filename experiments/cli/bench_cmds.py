@@ -64,6 +64,7 @@ def add_bench_parser(sub: Any) -> None:
     add_render_parser(bench_sub)  # bench render
     add_train_parsers(bench_sub)  # bench train, bench pair
     add_vector_parser(bench_sub)  # bench vector
+    add_warp_parser(bench_sub)  # bench warp
 
 
 def cmd_bench_envs(args: Any, console: Any) -> int:
@@ -249,6 +250,72 @@ def cmd_bench_vector(args: Any, console: Any) -> int:
     return 0
 
 
+def add_warp_parser(bench_sub: Any) -> None:
+    """Add ``warp`` to the ``taxbench bench`` subcommands."""
+    from taxbench.experiments.bench.warp import DEFAULT_ENVS as WARP_ENVS
+    from taxbench.experiments.bench.warp import DEFAULT_WORLDS
+
+    warp = bench_sub.add_parser(
+        "warp", help="GPU path: Warp env steps/s at N worlds and training steps/s, vs the CPU path in the same run"
+    )
+    warp.add_argument("--env", dest="envs", type=env_id_arg, action="append", default=None,
+                      help=f"id with a Warp version (repeatable; default {' and '.join(WARP_ENVS)})")  # fmt: skip
+    warp.add_argument("--worlds", type=positive_int, nargs="+", default=list(DEFAULT_WORLDS),
+                      help="world counts for physics+costs steps/s (default 256 1024 4096 16384)")  # fmt: skip
+    warp.add_argument(
+        "--device", default="cuda", help="Warp device: cuda, cuda:<k>, or cpu for a smoke run (default cuda)"
+    )
+    warp.add_argument(
+        "--steps", type=positive_int, default=100, help="timed control steps per world count (default 100)"
+    )
+    warp.add_argument("--train-worlds", type=positive_int, default=4096, help="worlds of the training timing (4096)")
+    warp.add_argument("--rollouts", type=positive_int, default=5, help="timed training updates on Warp (default 5)")
+    warp.add_argument(
+        "--cpu-train-steps", type=positive_int, default=8192, help="env steps of each CPU training timing"
+    )
+    warp.add_argument("--json", type=out_file_arg, default=None, help="also write the results to this JSON file")
+
+
+def cmd_bench_warp(args: Any, console: Any) -> int:
+    """Run ``taxbench bench warp``: tables of the physics and training rates; exit 2 without Warp or the device."""
+    from rich.table import Table
+
+    from taxbench.envs.warp import check_warp_request
+    from taxbench.experiments.bench.warp import DEFAULT_ENVS as WARP_ENVS
+    from taxbench.experiments.bench.warp import bench_warp_all
+
+    envs = args.envs or list(WARP_ENVS)
+    try:
+        for env_id in envs:
+            check_warp_request(env_id, max(args.worlds), args.device)
+    except (ValueError, RuntimeError) as exc:
+        console.print(f"taxbench bench warp: error: {exc}", highlight=False)
+        return 2
+    result = bench_warp_all(envs, args.worlds, device=args.device, steps=args.steps, train_worlds=args.train_worlds,
+                            rollouts=args.rollouts, cpu_train_steps=args.cpu_train_steps)  # fmt: skip
+    physics = result["physics"]
+    table = Table(title=f"env steps/s with costs on {physics['device_name']} (torch {physics['torch']})")
+    for column in ("env", *(f"Warp N={n}" for n in args.worlds), "CPU vector env (N)"):
+        table.add_column(column, justify="right" if column != "env" else "left")
+    for env_id, row in physics["envs"].items():
+        table.add_row(env_id, *(f"{row['warp'][str(n)]:,.0f}" for n in args.worlds),
+                      f"{row['cpu_vector']:,.0f} ({row['cpu_worlds']})")  # fmt: skip
+    console.print(table)
+    training = Table(title=f"training steps/s (Warp: {args.train_worlds} worlds; CPU: SB3, the env's preset n_envs)")
+    for column in ("env", "Warp ppo", "Warp ppo-lag", "ratio", "CPU ppo", "CPU ppo-lag"):
+        training.add_column(column, justify="right" if column != "env" else "left")
+    for env_id, row in result["training"].items():
+        warp, cpu = row["warp"]["train_steps_per_s"], {r["arm"]: r["steps_per_s"] for r in row["cpu"]}
+        training.add_row(env_id, f"{warp['ppo']:,.0f}", f"{warp['ppo-lag']:,.0f}",
+                         f"{row['warp'].get('ppo_lag_over_ppo', float('nan')):.2f}", f"{cpu['ppo']:,.0f}",
+                         f"{cpu['ppo-lag']:,.0f}")  # fmt: skip
+    console.print(training)
+    if args.json:
+        _write_json(args.json, result)
+        console.print(f"wrote {args.json}", highlight=False)
+    return 0
+
+
 #: ``taxbench bench <name>`` handlers: (args, console) -> exit status.
 BENCH_COMMANDS = {
     "envs": cmd_bench_envs,
@@ -256,6 +323,7 @@ BENCH_COMMANDS = {
     "train": cmd_bench_train,
     "pair": cmd_bench_pair,
     "vector": cmd_bench_vector,
+    "warp": cmd_bench_warp,
 }
 
 

@@ -10,17 +10,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from taxbench.experiments.cli.options import (
-    DEFAULT_SEEDS,
-    UsageError,
-    add_run_options,
-    base_config,
-    console,
-    positive_int,
-    run_dir_arg,
-    seed_arg,
-)
+from taxbench.experiments.cli.options import DEFAULT_SEEDS, UsageError, console, positive_int, run_dir_arg, seed_arg
 from taxbench.experiments.cli.pair_table import print_pair_table
+from taxbench.experiments.cli.run_options import add_run_options, base_config
 from taxbench.experiments.metrics.feasibility import DEFAULT_PROTOCOL, PROTOCOLS
 from taxbench.experiments.runs.policy_files import TRUST_PICKLE_HELP
 from taxbench.policies.presets import INTENSITY_NAMES, preset_for
@@ -32,6 +24,7 @@ def cmd_envs(args: argparse.Namespace, console: Console, err_console: Console) -
     import gymnasium as gym
 
     from taxbench.envs import ENTRIES
+    from taxbench.envs.warp import has_warp_version
 
     table = Table(title="taxbench environments (thresholds are constructor kwargs)", show_lines=True)
     table.add_column("id", no_wrap=True)
@@ -53,6 +46,9 @@ def cmd_envs(args: argparse.Namespace, console: Console, err_console: Console) -
             f"{entry.default_cost_limit:g} ({entry.max_episode_steps} steps)",
         )
     console.print(table)
+    warp = [entry.env_id for entry in ENTRIES if has_warp_version(entry.env_id)]
+    console.print(f"Train on MuJoCo Warp (--sim warp, GPU): {', '.join(warp)}; the others train on the CPU only.",
+                  highlight=False, soft_wrap=True)  # fmt: skip
     doses = Table(title="safety intensities (--intensity): cost limit d of *-lag, β of ppo-penalty, shield cap")
     doses.add_column("id", no_wrap=True)
     for name in INTENSITY_NAMES:

@@ -12,8 +12,6 @@ from rich.table import Table
 
 from taxbench.experiments.cli.options import (
     DEFAULT_ENV,
-    add_tensorboard_option,
-    check_learners,
     device_arg,
     env_id_arg,
     existing_dir_arg,
@@ -23,6 +21,8 @@ from taxbench.experiments.cli.options import (
     seed_arg,
     steps_arg,
 )
+from taxbench.experiments.cli.run_options import add_tensorboard_option, check_learners
+from taxbench.experiments.cli.sim_options import add_sim_options, sim_settings
 
 
 def _intensity(text: str) -> str:
@@ -126,6 +126,7 @@ def add_sweep_parser(sub: Any) -> None:
     sweep.add_argument("--no-report", action="store_true", help="write the tables only (no figures, report.html)")
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     add_tensorboard_option(sweep)
+    add_sim_options(sweep)
     _add_report_options(sweep)
 
 
@@ -234,10 +235,21 @@ def print_headline(data: Any, console: Console) -> None:
         console.print(f"note: {note}", highlight=False)
 
 
+def _sim_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """``sim`` and ``worlds`` of the sweep, every env × arm checked (one line and exit 2 before any run)."""
+    fields: dict[str, Any] = {}
+    for env_id in args.envs:
+        for arm in args.arms:
+            settings = sim_settings(args, env_id, arm)
+            fields = {"sim": settings["sim"], "worlds": settings.get("n_envs")}
+    return fields
+
+
 def cmd_sweep(args: argparse.Namespace, console: Console, err_console: Console) -> int:
     """Run a sweep; exit 1 when a run failed (its status.json says why), 0 otherwise."""
     from taxbench.experiments.analysis.report import analyse, build_report, write_tables
-    from taxbench.experiments.cli.options import UsageError, check_env_kwargs, parse_env_kwargs
+    from taxbench.experiments.cli.options import UsageError, parse_env_kwargs
+    from taxbench.experiments.cli.run_options import check_env_kwargs
     from taxbench.experiments.runs.sweep import SweepSpec, describe, run_sweep, sweep_jobs
 
     options = _options(args)
@@ -263,6 +275,7 @@ def cmd_sweep(args: argparse.Namespace, console: Console, err_console: Console) 
         eval_episodes=args.eval_episodes,
         checkpoint_every=args.checkpoint_every,
         tensorboard=args.tensorboard,
+        **_sim_fields(args),
     ).validate()
     jobs = sweep_jobs(spec)
     check_learners(job.cfg for job in jobs)

@@ -39,7 +39,24 @@ IDENTITY_FIELDS: tuple[str, ...] = (
     "seed",
     "n_envs",
     "hyperparams",
+    "sim",
 )
+
+#: Whole-number fields and their smallest valid value.
+_INT_FIELDS = {
+    "seed": 0,
+    "steps": 1,
+    "n_envs": 1,
+    "torch_threads": 1,
+    "eval_episodes": 0,
+    "eval_seed": 0,
+    "checkpoint_every": 1,
+}
+
+#: Where the physics of training runs: ``cpu`` (the env's own engine, MuJoCo or PyBullet, on the CPU; SB3
+#: learners) or ``warp`` (MuJoCo Warp worlds on a Warp device with the on-device learners of
+#: :mod:`taxbench.policies.gpu`; ``n_envs`` is then the number of worlds). Evaluation is on the CPU env for both.
+SIMS: tuple[str, ...] = ("cpu", "warp")
 
 
 def known_arms() -> tuple[str, ...]:
@@ -108,6 +125,9 @@ class RunConfig:
     """Folder for this run's TensorBoard event files (SB3's scalars plus ``safety/*``), or None for none.
     Where the run writes its logs, not what it trains: not one of :data:`IDENTITY_FIELDS`."""
 
+    sim: str = "cpu"
+    """Training physics: ``cpu`` or ``warp`` (see :data:`SIMS`); part of the run's identity."""
+
     capability: str = "auto"
     """Capability metric: ``success`` (success rate), ``return`` (mean return), or ``auto``
     (ask the env; see :func:`taxbench.experiments.evaluation.resolve_capability_metric`)."""
@@ -130,22 +150,12 @@ class RunConfig:
             value = getattr(self, name)
             if not isinstance(value, str) or not value or "/" in value or "\\" in value or value in (".", ".."):
                 raise ValueError(f"{name} must be a non-empty name without path separators, got {value!r}")
-        _check_int("seed", self.seed, minimum=0)
-        _check_int("steps", self.steps, minimum=1)
-        _check_int("n_envs", self.n_envs, minimum=1)
-        _check_int("torch_threads", self.torch_threads, minimum=1)
-        _check_int("eval_episodes", self.eval_episodes, minimum=0)
-        _check_int("eval_seed", self.eval_seed, minimum=0)
-        _check_int("checkpoint_every", self.checkpoint_every, minimum=1)
+        for name, minimum in _INT_FIELDS.items():
+            _check_int(name, getattr(self, name), minimum=minimum)
         if not isinstance(self.cost_limit, (int, float)):
             raise ValueError(f"cost_limit must be a finite number >= 0, got {self.cost_limit!r}")
         check_cost_limit(self.cost_limit)
-        if self.tensorboard is not None and (not isinstance(self.tensorboard, str) or not self.tensorboard):
-            raise ValueError(f"tensorboard must be a folder path or None, got {self.tensorboard!r}")
-        if not isinstance(self.device, str) or not self.device:
-            raise ValueError(f"device must be a string such as 'auto' or 'cpu', got {self.device!r}")
-        if self.capability not in CAPABILITY_METRICS:
-            raise ValueError(f"capability must be one of {', '.join(CAPABILITY_METRICS)}, got {self.capability!r}")
+        self._check_options()
         for name in ("env_kwargs", "hyperparams"):
             value = getattr(self, name)
             if not isinstance(value, dict):
@@ -155,6 +165,17 @@ class RunConfig:
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{name} must be JSON-serialisable: {exc}") from None
         return self
+
+    def _check_options(self) -> None:
+        """The string-valued choices: sim, tensorboard folder, device, capability metric."""
+        if self.sim not in SIMS:
+            raise ValueError(f"sim must be one of {', '.join(SIMS)}, got {self.sim!r}")
+        if self.tensorboard is not None and (not isinstance(self.tensorboard, str) or not self.tensorboard):
+            raise ValueError(f"tensorboard must be a folder path or None, got {self.tensorboard!r}")
+        if not isinstance(self.device, str) or not self.device:
+            raise ValueError(f"device must be a string such as 'auto' or 'cpu', got {self.device!r}")
+        if self.capability not in CAPABILITY_METRICS:
+            raise ValueError(f"capability must be one of {', '.join(CAPABILITY_METRICS)}, got {self.capability!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a JSON-ready dict (deep copies of the kwargs dicts)."""

@@ -46,7 +46,9 @@ def _env(cfg: RunConfig | None, env_id: str, env_kwargs: dict[str, Any] | None =
 
 
 def load_run_policy(run_dir: str | Path, cfg: RunConfig, *, device: str = "cpu", trust_pickle: bool = False) -> Any:
-    """The learner saved in a run folder's ``model.zip``, checked against the run's env.
+    """The learner saved in a run folder, checked against the run's env.
+
+    That is ``model.zip``, or for a run trained on the GPU path ``policy.pt`` + ``policy.json`` (tensors, JSON).
 
     Raises:
         FileNotFoundError: No model.zip (the run has not finished).
@@ -54,6 +56,10 @@ def load_run_policy(run_dir: str | Path, cfg: RunConfig, *, device: str = "cpu",
             it does not fit the run's env (the message names both).
     """
     path = Path(run_dir) / MODEL_FILE
+    if not path.is_file() and (Path(run_dir) / "policy.json").is_file():  # trained on the GPU path
+        from taxbench.policies.gpu.train import load_policy as load_warp_policy
+
+        return load_warp_policy(run_dir)  # torch tensors (weights_only) and JSON: nothing to unpickle
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: the run has not finished training")
     return load_model_for_env(path, cfg.env_id, cfg.env_kwargs, cfg, device=device, trust_pickle=trust_pickle)

@@ -113,6 +113,8 @@ class SweepSpec:
     eval_episodes: int = 10
     checkpoint_every: int = 10_000
     tensorboard: str | None = None
+    sim: str = "cpu"
+    worlds: int | None = None
 
     def validate(self) -> SweepSpec:
         """Check the grid; raises ValueError with a one-line message on the first problem."""
@@ -163,13 +165,14 @@ def run_config(spec: SweepSpec, env_id: str, arm: str, intensity: str, seed: int
         "steps": spec.steps or preset.quick_steps,
         "experiment": spec.experiment,
         "env_kwargs": dict(spec.env_kwargs),
-        "n_envs": spec.n_envs or n_envs,
+        "n_envs": (spec.worlds if spec.sim == "warp" else None) or spec.n_envs or n_envs,
         "hyperparams": {**hyperparams, **spec.hyperparams},
         "device": spec.device,
         "torch_threads": spec.torch_threads,
         "eval_episodes": spec.eval_episodes,
         "checkpoint_every": spec.checkpoint_every,
         "tensorboard": spec.tensorboard,
+        "sim": spec.sim,
         "cost_limit": default_cost_limit(env_id),
     }
     overrides = intensity_overrides(env_id, arm, intensity)

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import time
 import traceback
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +25,21 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+from taxbench.experiments.runs.budgets import budget_callbacks, evaluate_budgets
 from taxbench.experiments.runs.checkpoint import (
-    KEEP_CHECKPOINTS,
+    KEEP_CHECKPOINTS,  # noqa: F401 - re-exported (moved to checkpoint.py)
     Checkpoint,
     CheckpointCallback,
-    checkpoint_path,
-    list_checkpoints,
+    checkpoint_path,  # noqa: F401 - re-exported
+    list_checkpoints,  # noqa: F401 - re-exported
     load_newest_checkpoint,
     read_resume_state,
     save_checkpoint,
 )
 from taxbench.experiments.runs.config import RunConfig, load_run_config, write_run_config
 from taxbench.experiments.runs.evaluation import evaluate_and_write
+from taxbench.experiments.runs.policy_files import load_run_policy, save_run_policy
+from taxbench.experiments.runs.resume_state import ResumeStateCallback, ResumeStateError, restore_resume_state
 from taxbench.experiments.runs.runfolder import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
@@ -49,11 +50,10 @@ from taxbench.experiments.runs.runfolder import (
     STATUS_FILE,
     ProgressCsv,
     atomic_path,
-    atomic_write_json,
-    read_json,
     read_status,
     write_status,
 )
+from taxbench.experiments.runs.warp_run import WarpSession
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ def train_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     write_run_config(cfg, run_dir, resuming=resume and status is not None)
     write_status(run_dir, "running")
-    session = _Session(cfg, run_dir)
+    session: Any = WarpSession(cfg, run_dir, evaluate_arm) if cfg.sim == "warp" else _Session(cfg, run_dir)
     try:
         summary = session.run(resume=resume, progress=progress, extra_callbacks=callbacks)
     except BaseException as exc:
@@ -291,14 +291,15 @@ class _Session:
 
         cfg, ckpt_dir = self.cfg, self.run_dir / CHECKPOINT_DIR
         self.venv = make_vec_env(cfg)
+        metrics = SafetyMetricsCallback(sink=self._sink)
         loaded = None
         if resume:
             loaded = load_newest_checkpoint(ckpt_dir, lambda p: load_learner(p, env=self.venv, device=cfg.device))
         if loaded is not None:
             model, ckpt = loaded
             self.steps, self.wall_offset = int(model.num_timesteps), ckpt.wall_s
-            set_random_seed(cfg.seed + self.steps)  # a resume from the same checkpoint is repeatable
-            log.info("resuming %s from %s (%d steps)", self.run_dir, ckpt.path.name, self.steps)
+            exact = self._restore(model, ckpt, metrics)
+            log.info("resuming %s from %s (%d steps, %s)", self.run_dir, ckpt.path.name, self.steps, exact)
         else:
             kwargs = {"seed": cfg.seed, "device": cfg.device, "cost_limit": cfg.cost_limit}
             model = make_learner(cfg.arm, self.venv, hyperparams=dict(cfg.hyperparams), verbose=0, **kwargs)
@@ -307,9 +308,12 @@ class _Session:
 
         remaining = cfg.steps - self.steps
         if remaining > 0:
+            resume_state = ResumeStateCallback({"metrics": metrics})
             cbs: list[BaseCallback] = [
-                SafetyMetricsCallback(sink=self._sink),
-                CheckpointCallback(ckpt_dir, cfg.checkpoint_every, self.steps, self.wall_s),
+                metrics,
+                resume_state,
+                CheckpointCallback(ckpt_dir, cfg.checkpoint_every, self.steps, self.wall_s, resume_state.capture),
+                *budget_callbacks(cfg, self.run_dir),  # copies at log-spaced budgets, for τ(t)
             ]
             if progress:
                 self.bar = RichProgressCallback(
@@ -322,15 +326,31 @@ class _Session:
             model.learn(remaining, callback=CallbackList([*cbs, *extra_callbacks]), reset_num_timesteps=loaded is None)
             self.close_bar()
             self.steps = int(model.num_timesteps)
-            save_checkpoint(model, ckpt_dir, self.steps, self.wall_s())
+            save_checkpoint(model, ckpt_dir, self.steps, self.wall_s(), resume_state=resume_state.capture())
         with atomic_path(self.run_dir / MODEL_FILE, suffix=".zip") as tmp:
-            model.save(tmp)
+            save_run_policy(model, tmp, cfg.env_id)  # with the JSON sidecar: loads without unpickling
         train_wall = self.wall_s()
 
         summary = evaluate_arm(model, cfg, self.run_dir)
         summary.update(train_steps=self.steps, train_wall_s=train_wall, wall_s=self.wall_s())
         summary["lambda"] = _lagrange_value(model)
+        budget_rows = evaluate_budgets(
+            cfg, self.run_dir, summary, self.steps, lambda p: load_learner(p, device=cfg.device), arm_env_wrapper(cfg)
+        )
+        summary["budgets"] = len({row["budget"] for row in budget_rows})
         return summary
+
+    def _restore(self, model: Any, ckpt: Checkpoint, metrics: BaseCallback) -> str:
+        """Put the checkpoint's resume state back (exact); without a usable one, re-seed (repeatable only)."""
+        state = read_resume_state(ckpt)
+        if state is not None:
+            try:
+                restore_resume_state(state, model, self.venv, {"metrics": metrics})
+                return "exact"
+            except ResumeStateError as exc:
+                log.warning("cannot restore %s (%s): the resumed run will not be exact", ckpt.path.name, exc)
+        set_random_seed(self.cfg.seed + self.steps)  # a resume from the same checkpoint is repeatable
+        return "re-seeded"
 
     def close_bar(self) -> None:
         if self.bar is not None:
@@ -345,7 +365,9 @@ class _Session:
             self.venv.close()
 
 
-def evaluate_run(run_dir: str | Path, episodes: int | None = None, seed: int | None = None) -> dict[str, Any]:
+def evaluate_run(
+    run_dir: str | Path, episodes: int | None = None, seed: int | None = None, *, trust_pickle: bool = False
+) -> dict[str, Any]:
     """Re-evaluate a trained run from its ``config.json`` and ``model.zip``.
 
     Rewrites episodes.csv and events.jsonl; when the run is ``done`` its status summary is
@@ -355,6 +377,7 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, seed: int | N
         run_dir: The run folder.
         episodes: Number of episodes (default: the config's ``eval_episodes``).
         seed: Seed of episode 0 (default: the config's ``eval_seed``).
+        trust_pickle: Load the model with SB3's unpickler (runs code the file carries); default: tensors only.
 
     Returns:
         The evaluation summary (see :func:`taxbench.experiments.metrics.run_summary`).
@@ -371,18 +394,9 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, seed: int | N
             f"{model_path} not found: the run has not finished training (state: "
             f"{(read_status(run_dir) or {}).get('state', 'unknown')}); resume it first"
         )
-    from taxbench.policies import load_learner
-
-    try:
-        if not zipfile.is_zipfile(model_path):
-            raise ValueError("not a zip file")
-        venv = make_vec_env(replace(cfg, n_envs=1))  # with an env, SB3 checks the spaces match
-        try:
-            model = load_learner(model_path, env=venv, device=cfg.device)
-        finally:
-            venv.close()
-    except Exception as exc:
-        raise ValueError(f"cannot load {model_path} (corrupt or from another version?): {exc}") from exc
+    if not zipfile.is_zipfile(model_path):
+        raise ValueError(f"cannot load {model_path}: not a zip file")
+    model = load_run_policy(run_dir, cfg, device=cfg.device, trust_pickle=trust_pickle)
 
     import torch
 

@@ -12,6 +12,7 @@ import csv
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,7 @@ def train_warp(
     *,
     config: WarpPPOConfig | None = None,
     env_kwargs: dict[str, Any] | None = None,
+    on_update: Callable[[dict[str, float]], None] | None = None,
 ) -> WarpTrainResult:
     """Train ``arm`` on ``n_worlds`` MuJoCo Warp worlds of ``env_id`` for ``steps`` env steps.
 
@@ -117,6 +119,8 @@ def train_warp(
         out_dir: Folder for ``policy.pt``, ``policy.json`` and ``progress.csv`` (None: nothing written).
         config: Hyper-parameters (:class:`WarpPPOConfig`).
         env_kwargs: Constructor kwargs of the id (thresholds, cost terms).
+        on_update: Called with each update's progress row (steps, ep_return, ep_cost, lambda, …), e.g. a
+            progress bar or a progress.csv writer; once per update, so it costs no extra host sync.
 
     Raises:
         ValueError: an unknown arm, a bad cost limit, ``steps < 1``, or what :class:`WarpVectorEnv` refuses.
@@ -177,6 +181,8 @@ def train_warp(
                 "fps": n_worlds * cfg.steps_per_env / (time.perf_counter() - tick),
             }
         )
+        if on_update is not None:
+            on_update(result.progress[-1])
     result.seconds = time.perf_counter() - start
     if out_dir is not None:
         result.out_dir = Path(out_dir)
