@@ -295,6 +295,30 @@ def _load_safely(
     return model
 
 
+def load_into(model: BaseAlgorithm, model_path: str | Path) -> BaseAlgorithm:
+    """Put a saved learner's tensors, counters and arm state into ``model``, reading tensors and JSON only.
+
+    The caller built ``model`` for the same arm and env (e.g. to resume training on its own envs).
+
+    Raises:
+        ModelLoadError: A zip without a usable sidecar, of another arm, or whose tensors do not fit ``model``.
+    """
+    path = _zip_file(model_path)
+    arm = getattr(model, registry.ARM_ATTRIBUTE, None)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            sidecar = _read_sidecar(archive, path)
+            if sidecar.get("arm") != arm:
+                raise ModelLoadError(f"{path} holds a {sidecar.get('arm')!r} learner, not {arm!r}")
+            _load_tensors(model, archive, model.device)
+            _restore_state(model, sidecar, arm)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # bad JSON, tensors that do not fit, a damaged zip
+        raise ModelLoadError(f"cannot restore {path} without pickle ({_one_line(exc)})") from None
+    return model
+
+
 def load_policy(
     model_path: str | Path,
     env_or_spaces: gym.Env | VecEnv | tuple[spaces.Space, spaces.Space] | None = None,

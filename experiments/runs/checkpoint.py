@@ -4,7 +4,8 @@ Each checkpoint is three files, written atomically in this order:
 
 * ``step_<steps>.resume.json``: :mod:`~taxbench.experiments.runs.resume_state` (RNG streams, last observations,
   every world's physics and counters, cost tallies and λ state, metrics tallies), plain JSON;
-* ``step_<steps>.zip``: the learner (``model.save``: weights and optimiser moments);
+* ``step_<steps>.zip``: the learner (weights and optimiser moments, with the JSON sidecar that lets it load
+  without unpickling, :func:`~taxbench.experiments.runs.policy_files.save_run_policy`);
 * ``step_<steps>.json``: steps and cumulative wall time.
 
 The zip marks a checkpoint. One without a readable ``.resume.json`` (written before it existed, or damaged) is
@@ -27,6 +28,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from taxbench.experiments.runs.resume_state import FORMAT
 from taxbench.experiments.runs.runfolder import atomic_path, atomic_write_json, atomic_write_text, read_json
+from taxbench.policies.safe_load import save_policy
 
 __all__ = [
     "KEEP_CHECKPOINTS",
@@ -97,7 +99,7 @@ def save_checkpoint(
     if resume_state is not None:
         atomic_write_text(resume_state_path(path), json.dumps(resume_state, allow_nan=False, separators=(",", ":")))
     with atomic_path(path, suffix=".zip") as tmp:
-        model.save(tmp)
+        save_policy(model, tmp)  # + taxbench.json: a resume reads tensors and JSON, never the pickled entry
     atomic_write_json(path.with_suffix(".json"), {"steps": steps, "wall_s": wall_s, "time": time.time()})
     for old in list_checkpoints(directory)[keep:]:
         for stale in (old.path, old.path.with_suffix(".json"), resume_state_path(old.path)):

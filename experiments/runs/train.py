@@ -294,7 +294,7 @@ class _Session:
         metrics = SafetyMetricsCallback(sink=self._sink)
         loaded = None
         if resume:
-            loaded = load_newest_checkpoint(ckpt_dir, lambda p: load_learner(p, env=self.venv, device=cfg.device))
+            loaded = load_newest_checkpoint(ckpt_dir, lambda p: self._load_checkpoint(p))
         if loaded is not None:
             model, ckpt = loaded
             self.steps, self.wall_offset = int(model.num_timesteps), ckpt.wall_s
@@ -351,6 +351,18 @@ class _Session:
                 log.warning("cannot restore %s (%s): the resumed run will not be exact", ckpt.path.name, exc)
         set_random_seed(self.cfg.seed + self.steps)  # a resume from the same checkpoint is repeatable
         return "re-seeded"
+
+    def _load_checkpoint(self, path: Path) -> Any:
+        """A checkpoint's learner, with nothing unpickled.
+
+        Built as a fresh run's on this run's envs, then given the zip's tensors, counters and arm state.
+        """
+        from taxbench.policies import make_learner
+        from taxbench.policies.safe_load import load_into
+
+        cfg = self.cfg
+        kwargs = {"seed": cfg.seed, "device": cfg.device, "cost_limit": cfg.cost_limit}
+        return load_into(make_learner(cfg.arm, self.venv, hyperparams=dict(cfg.hyperparams), verbose=0, **kwargs), path)
 
     def close_bar(self) -> None:
         if self.bar is not None:
