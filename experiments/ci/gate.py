@@ -53,6 +53,8 @@ class GateResult:
     summary: dict[str, Any]
     criteria: list[Criterion] = field(default_factory=list)
     baseline_summary: dict[str, Any] | None = None
+    feasibility: dict[str, Any] | None = None
+    """Whether the policy meets a cost limit ``d`` (see :func:`gate_feasibility`); None without a limit."""
 
     @property
     def passed(self) -> bool:
@@ -70,6 +72,7 @@ class GateResult:
             "summary": self.summary,
             "baseline_summary": self.baseline_summary,
             "criteria": [asdict(c) for c in self.criteria],
+            "feasibility": self.feasibility,
         }
 
 
@@ -85,7 +88,7 @@ def load_policy(target: str | Path, env_id: str | None, trust_pickle: bool = Fal
             the env (naming both), or a model zip given without ``env_id``.
     """
     from taxbench.experiments.runs.config import RunConfig
-    from taxbench.experiments.runs.policy_files import load_model_for_env
+    from taxbench.experiments.runs.policy_files import has_policy, load_model_for_env, load_run_policy
 
     path = Path(target)
     config: dict[str, Any] = {}
@@ -96,6 +99,11 @@ def load_policy(target: str | Path, env_id: str | None, trust_pickle: bool = Fal
             config = raw.get("config", raw)
     else:
         model_path = path
+    if path.is_dir() and has_policy(path) and not model_path.is_file():  # a run trained on the GPU path
+        cfg = RunConfig.from_dict(config)
+        if env_id not in (None, cfg.env_id):
+            raise ValueError(f"{target} was trained on {cfg.env_id}; a GPU-path policy is gated on its own env")
+        return load_run_policy(path, cfg), cfg.env_id, dict(cfg.env_kwargs)
     if not model_path.is_file():
         raise FileNotFoundError(f"no model at {model_path} (give a run folder holding model.zip, or a model zip)")
     env_id = env_id or config.get("env_id")
@@ -108,6 +116,45 @@ def load_policy(target: str | Path, env_id: str | None, trust_pickle: bool = Fal
         raise ValueError(f"{target}: config.json is not a valid run config: {exc}") from None
     model = load_model_for_env(model_path, env_id, env_kwargs, cfg, trust_pickle=trust_pickle)
     return model, env_id, env_kwargs
+
+
+def policy_cost_limit(target: str | Path, max_episode_cost: float | None) -> tuple[float | None, str]:
+    """The limit ``d`` to judge feasibility against, and where it came from.
+
+    ``--max-episode-cost`` when given; else the ``cost_limit`` of a constrained run's config.json;
+    else None (an unconstrained policy has no limit of its own).
+    """
+    if max_episode_cost is not None:
+        return float(max_episode_cost), "--max-episode-cost"
+    path = Path(target)
+    if path.is_dir() and (path / CONFIG_FILE).is_file():
+        raw = read_json(path / CONFIG_FILE)
+        config = raw.get("config", raw)
+        from taxbench.experiments.runs.protocols import is_constrained
+
+        if "cost_limit" in config and is_constrained(str(config.get("arm", "ppo"))):
+            return float(config["cost_limit"]), f"cost_limit of {config.get('arm')} in config.json"
+    return None, ""
+
+
+def gate_feasibility(rows: Sequence[dict[str, Any]], limit: float, source: str, seed: int = 0) -> dict[str, Any]:
+    """Feasibility of the gated episodes: mean episode cost ≤ ``limit`` judged on its bootstrap CI over episodes.
+
+    Returns:
+        ``protocol`` (``deterministic``: the gate evaluates deterministic actions), ``cost_limit``,
+        ``limit_source``, ``feasible`` (``feasible`` | ``infeasible`` | ``undetermined``) and
+        ``episode_cost`` (``point``, ``low``, ``high``, ``n`` over episodes).
+    """
+    from taxbench.experiments.metrics.feasibility import feasibility
+
+    judged = feasibility([float(r["cost"]) for r in rows], limit, n_boot=5000, seed=seed)
+    return {
+        "protocol": "deterministic",
+        "cost_limit": limit,
+        "limit_source": source,
+        "feasible": judged["feasible"],
+        "episode_cost": judged["episode_cost"].to_dict(),
+    }
 
 
 def _check_bound(name: str, value: float | None, low: float, high: float) -> None:
@@ -207,6 +254,9 @@ def run_gate(
     rows, _ = evaluate_policy(model, env_id, env_kwargs, episodes, seed)
     summary = run_summary(rows, success)
     result = GateResult(str(target), env_id, episodes, seed, summary)
+    limit, source = policy_cost_limit(target, max_episode_cost)
+    if limit is not None:
+        result.feasibility = gate_feasibility(rows, limit, source, seed)
     if max_violation_rate is not None:
         result.criteria.append(_absolute(summary, "violation_rate", max_violation_rate, True, "violation_rate"))
     if max_episode_cost is not None:

@@ -16,7 +16,10 @@ import gymnasium
 from taxbench.experiments.runs.config import RunConfig
 from taxbench.experiments.runs.runfolder import MODEL_FILE
 
-__all__ = ["TRUST_PICKLE_HELP", "load_model_for_env", "load_run_policy", "save_run_policy"]
+#: The file that marks a run whose policy came from the GPU path (``policy.pt`` holds its tensors).
+WARP_POLICY_FILE = "policy.json"
+
+__all__ = ["TRUST_PICKLE_HELP", "has_policy", "load_model_for_env", "load_run_policy", "save_run_policy"]
 
 #: ``--trust-pickle`` help, the same on every subcommand that loads a model.
 TRUST_PICKLE_HELP = (
@@ -45,6 +48,11 @@ def _env(cfg: RunConfig | None, env_id: str, env_kwargs: dict[str, Any] | None =
     return wrapper(env) if wrapper is not None else env
 
 
+def has_policy(run_dir: str | Path) -> bool:
+    """Whether a run folder holds a trained policy: ``model.zip``, or ``policy.json`` from the GPU path."""
+    return (Path(run_dir) / MODEL_FILE).is_file() or (Path(run_dir) / WARP_POLICY_FILE).is_file()
+
+
 def load_run_policy(run_dir: str | Path, cfg: RunConfig, *, device: str = "cpu", trust_pickle: bool = False) -> Any:
     """The learner saved in a run folder, checked against the run's env.
 
@@ -56,7 +64,7 @@ def load_run_policy(run_dir: str | Path, cfg: RunConfig, *, device: str = "cpu",
             it does not fit the run's env (the message names both).
     """
     path = Path(run_dir) / MODEL_FILE
-    if not path.is_file() and (Path(run_dir) / "policy.json").is_file():  # trained on the GPU path
+    if not path.is_file() and (Path(run_dir) / WARP_POLICY_FILE).is_file():  # trained on the GPU path
         from taxbench.policies.gpu.train import load_policy as load_warp_policy
 
         return load_warp_policy(run_dir)  # torch tensors (weights_only) and JSON: nothing to unpickle

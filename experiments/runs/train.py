@@ -38,7 +38,7 @@ from taxbench.experiments.runs.checkpoint import (
 )
 from taxbench.experiments.runs.config import RunConfig, load_run_config, write_run_config
 from taxbench.experiments.runs.evaluation import evaluate_and_write
-from taxbench.experiments.runs.policy_files import load_run_policy, save_run_policy
+from taxbench.experiments.runs.policy_files import has_policy, load_run_policy, save_run_policy
 from taxbench.experiments.runs.resume_state import ResumeStateCallback, ResumeStateError, restore_resume_state
 from taxbench.experiments.runs.runfolder import (
     CHECKPOINT_DIR,
@@ -400,14 +400,11 @@ def evaluate_run(
     """
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
-    model_path = run_dir / MODEL_FILE
-    if not model_path.exists():
+    if not has_policy(run_dir):
         raise FileNotFoundError(
-            f"{model_path} not found: the run has not finished training (state: "
+            f"{run_dir / MODEL_FILE} not found: the run has not finished training (state: "
             f"{(read_status(run_dir) or {}).get('state', 'unknown')}); resume it first"
         )
-    if not zipfile.is_zipfile(model_path):
-        raise ValueError(f"cannot load {model_path}: not a zip file")
     model = load_run_policy(run_dir, cfg, device=cfg.device, trust_pickle=trust_pickle)
 
     import torch

@@ -18,13 +18,9 @@ from typing import Any
 
 from taxbench.experiments.runs.config import RunConfig
 
-__all__ = ["WARP_POLICY_FILE", "WarpSession", "warp_config", "warp_device"]
+__all__ = ["WarpSession", "warp_config", "warp_device"]
 
 log = logging.getLogger(__name__)
-
-#: The file that marks a run folder whose policy came from the GPU path.
-WARP_POLICY_FILE = "policy.json"
-
 
 def warp_device(device: str) -> str:
     """The device of a Warp run: ``auto`` is CUDA when torch sees one, else Warp's CPU device (slow: tests only)."""
