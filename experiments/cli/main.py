@@ -17,6 +17,7 @@ from rich.console import Console
 
 from taxbench.experiments.cli import bench_cmds, ci_cmds, media_cmds, run_cmds, shield_cmd, sweep_cmds
 from taxbench.experiments.cli.options import Parser, UsageError, console, err_console
+from taxbench.experiments.runs.runfolder import file_mode
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = next(c.run for c in SUBCOMMANDS if c.name == args.command)
     try:
+        file_mode()  # a bad TAXBENCH_FILE_MODE is refused before anything is written
         return handler(args, console, err_console)
     except (UsageError, ValueError, OSError) as exc:  # bad input, or a path the user named that cannot be used
         err_console.print(f"taxbench {args.command}: error: {_one_line(exc)}", highlight=False, soft_wrap=True)

@@ -1,4 +1,4 @@
-"""Run folders: layout, atomic writes, status files and the progress CSV.
+"""Run folders: layout, status files, the progress CSV and finding runs (atomic writes: ``runs/files.py``).
 
 Layout (DESIGN.md §4)::
 
@@ -12,20 +12,30 @@ folder and ``os.replace``, so a reader (or a killed writer) never sees half a fi
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as _dt
 import json
 import math
 import os
 import socket
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# Re-exported: every run file is written through them (their home is runs/files.py).
+from taxbench.experiments.runs.files import DEFAULT_FILE_MODE as DEFAULT_FILE_MODE
+from taxbench.experiments.runs.files import FILE_MODE_ENV_VAR as FILE_MODE_ENV_VAR
+from taxbench.experiments.runs.files import atomic_path as atomic_path
+from taxbench.experiments.runs.files import atomic_write_csv as atomic_write_csv
+from taxbench.experiments.runs.files import atomic_write_json as atomic_write_json
+from taxbench.experiments.runs.files import atomic_write_text as atomic_write_text
+from taxbench.experiments.runs.files import file_mode as file_mode
+from taxbench.experiments.runs.files import read_json as read_json
+from taxbench.experiments.runs.files import to_jsonable as to_jsonable
+
 STATES: tuple[str, ...] = ("running", "done", "failed")
+
 STATUS_FILE = "status.json"
 CONFIG_FILE = "config.json"
 PROGRESS_FILE = "progress.csv"
@@ -75,87 +85,6 @@ def run_dir(out: str | os.PathLike[str], experiment: str, env_id: str, arm: str,
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     return Path(out) / experiment / parts["env"] / f"{arm}-{intensity}" / f"seed{seed}"
-
-
-# ----------------------------------------------------------------------------- atomic writes
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
-
-    Use it for writers that want a file name (``model.save(tmp)``). On an exception the
-    temporary file is removed and ``path`` is left as it was.
-
-    Args:
-        path: Final destination.
-        suffix: Suffix of the temporary name (``.zip`` for SB3, which appends one otherwise).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        _fsync_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
-def _fsync_file(path: Path) -> None:
-    with contextlib.suppress(OSError), open(path, "rb+") as fh:
-        os.fsync(fh.fileno())
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically: temp file in the same folder, fsync, replace."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Convert numpy scalars/arrays, paths and tuples to JSON types; NaN and ±inf become None."""
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, bool) or obj is None or isinstance(obj, (str, int)):
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    tolist = getattr(obj, "tolist", None)  # numpy scalars and arrays
-    if callable(tolist):
-        return to_jsonable(tolist())
-    return str(obj)
-
-
-def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> None:
-    """Write ``obj`` as strict JSON (see :func:`to_jsonable`) to ``path`` atomically."""
-    text = json.dumps(to_jsonable(obj), indent=indent, allow_nan=False)
-    atomic_write_text(path, text + "\n")
-
-
-def atomic_write_csv(
-    path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]], fieldnames: Sequence[str]
-) -> None:
-    """Write ``rows`` with a header to ``path`` atomically (missing keys are left empty)."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(fieldnames), extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row)
-
-
-def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON file."""
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
 
 
 # ----------------------------------------------------------------------------- status

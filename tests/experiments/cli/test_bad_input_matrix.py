@@ -129,3 +129,13 @@ def test_bad_input_exits_2_with_one_line_and_touches_nothing(place, case, capsys
     after = manifest(place)
     assert {k: v for k, v in after.items() if k in before} == before, f"{case} changed or deleted files"
     assert not [k for k in after if k not in before and k.startswith(("runs/", "broken/"))], f"{case} wrote runs"
+
+
+def test_a_bad_file_mode_is_refused_before_anything_is_written(place, capsys, monkeypatch):
+    monkeypatch.chdir(place)
+    monkeypatch.setenv("TAXBENCH_FILE_MODE", "rw-r--r--")
+    before = manifest(place)
+    assert main(["report", "runs", "--out", "fresh"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "TAXBENCH_FILE_MODE" in err
+    assert manifest(place) == before and not (place / "fresh").exists()

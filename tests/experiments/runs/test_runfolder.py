@@ -126,3 +126,18 @@ def test_find_runs(tmp_path):
     assert records["ppo", "off", 2].state == "unreadable"
     assert [r.path for r in find_runs(tmp_path / "exp" / "Ant-v0" / "ppo-off")] == [b, c]
     assert os.path.isdir(records["ppo", "off", 0].path)
+
+
+def test_run_files_are_private_by_default_and_the_mode_is_configurable(tmp_path, monkeypatch):
+    from taxbench.experiments.runs.runfolder import FILE_MODE_ENV_VAR, atomic_write_json
+
+    monkeypatch.delenv(FILE_MODE_ENV_VAR, raising=False)
+    atomic_write_json(tmp_path / "private.json", {"a": 1})
+    assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
+    monkeypatch.setenv(FILE_MODE_ENV_VAR, "644")
+    atomic_write_json(tmp_path / "shared.json", {"a": 1})
+    assert (tmp_path / "shared.json").stat().st_mode & 0o777 == 0o644
+    monkeypatch.setenv(FILE_MODE_ENV_VAR, "rw-r--r--")
+    with pytest.raises(ValueError, match="octal file mode"):
+        atomic_write_json(tmp_path / "bad.json", {"a": 1})
+    assert not (tmp_path / "bad.json").exists()
