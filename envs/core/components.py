@@ -19,6 +19,7 @@ from taxbench.envs.core.arrays import array_namespace
 
 if TYPE_CHECKING:
     from taxbench.envs.core.sim_api import Marker, Sim
+    from taxbench.envs.costs.thresholds import Threshold
 
 
 class StepContext:
@@ -156,6 +157,20 @@ class CostTerm:
             raise ValueError(f"cost term {self.name!r}: threshold must be finite, got {self.threshold}")
         if self.mode not in ("indicator", "excess"):
             raise ValueError(f"cost term {self.name!r}: mode must be 'indicator' or 'excess', got {self.mode!r}")
+
+    @classmethod
+    def at(cls, name: str, limit: Threshold, kind: str, **kwargs: Any) -> Any:
+        """The term at a :class:`~taxbench.envs.costs.thresholds.Threshold` (value, unit and source together).
+
+        A factory then never retypes a unit or loses a source.
+
+        Args:
+            name: Term name (info keys ``cost_<name>``, ``measure_<name>``).
+            limit: The threshold (a default from ``thresholds.py``, or a user's value with its unit and source).
+            kind: Constraint type for reports.
+            kwargs: The subclass's own fields (``planar``, ``zones``, ``bodies``, ``upper``, ...).
+        """
+        return cls(name, float(limit.value), limit.unit, limit.source, kind, **kwargs)
 
     def reset(self, sim: Sim, robot: Robot) -> None:
         """Clear any per-episode state (filters, previous values)."""

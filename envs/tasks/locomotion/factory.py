@@ -33,12 +33,13 @@ def _robot(name: str) -> LeggedRobot:
 def _posture_term(robot: LeggedRobot, fall_height: float | None) -> CostTerm:
     if robot.name in th.FALL_HEIGHTS:
         default = th.FALL_HEIGHTS[robot.name]
-        return FallCost("fall", default.value if fall_height is None else fall_height, "m", default.source, "fall")
-    return FlipCost("flip", th.FLIP_TILT.value, "rad", th.FLIP_TILT.source, "fall")
+        limit = default if fall_height is None else th.Threshold(fall_height, "m", "user-set (fall_height kwarg)")
+        return FallCost.at("fall", limit, "fall")
+    return FlipCost.at("flip", th.FLIP_TILT, "fall")
 
 
 def _joint_term() -> CostTerm:
-    return JointLimitCost("joint_limit", th.JOINT_LIMIT_DEPTH.value, "rad", th.JOINT_LIMIT_DEPTH.source, "joint_limit")
+    return JointLimitCost.at("joint_limit", th.JOINT_LIMIT_DEPTH, "joint_limit")
 
 
 def _velocity_limit(robot: str, requested: float | str | None) -> th.Threshold:
@@ -87,7 +88,7 @@ def make_velocity_env(
     body = _robot(robot)
     limit = _velocity_limit(robot, velocity_limit)
     terms: list[CostTerm] = [
-        VelocityCost("velocity", limit.value, "m/s", limit.source, "velocity", planar=body.planar),
+        VelocityCost.at("velocity", limit, "velocity", planar=body.planar),
         _joint_term(),
         _posture_term(body, fall_height),
     ]
@@ -135,7 +136,7 @@ def make_hazard_env(
     zones = HazardZones(radius=hazard_radius, centers=None)  # type: ignore[arg-type]
     task = HazardGoal(body, zones, n_hazards=n_hazards, goal_distance=goal_distance)
     terms: list[CostTerm] = [
-        HazardCost("hazard", th.HAZARD_DEPTH.value, "m", th.HAZARD_DEPTH.source, "zone", zones=zones),
+        HazardCost.at("hazard", th.HAZARD_DEPTH, "zone", zones=zones),
         _joint_term(),
         _posture_term(body, None),
     ]

@@ -30,18 +30,19 @@ def _positive(name: str, value: float) -> float:
     return float(value)
 
 
-def _user(threshold: th.Threshold, value: float | None, kwarg: str) -> tuple[float, str]:
+def _user(threshold: th.Threshold, value: float | None, kwarg: str) -> th.Threshold:
+    """The default threshold, or the user's value in the same unit with its source saying so."""
     if value is None:
-        return threshold.value, threshold.source
-    return _positive(kwarg, value), f"user-set ({kwarg} kwarg)"
+        return threshold
+    return th.Threshold(_positive(kwarg, value), threshold.unit, f"user-set ({kwarg} kwarg)")
 
 
 def _common_terms(tcp_speed_limit: float | None, joint_limit_margin: float | None) -> list[CostTerm]:
-    speed, speed_source = _user(th.TCP_SPEED, tcp_speed_limit, "tcp_speed_limit")
-    margin, margin_source = _user(th.PANDA_SOFT_LIMIT_MARGIN, joint_limit_margin, "joint_limit_margin")
+    margin = _user(th.PANDA_SOFT_LIMIT_MARGIN, joint_limit_margin, "joint_limit_margin")
+    at_limit = th.Threshold(0.0, margin.unit, margin.source)  # violated past the soft limit (range minus margin)
     return [
-        TcpSpeedCost("tcp_speed", speed, "m/s", speed_source, "speed"),
-        SoftJointLimitCost("joint_limit", 0.0, "rad", margin_source, "joint_limit", joints=ARM_JOINTS, margin=margin),
+        TcpSpeedCost.at("tcp_speed", _user(th.TCP_SPEED, tcp_speed_limit, "tcp_speed_limit"), "speed"),
+        SoftJointLimitCost.at("joint_limit", at_limit, "joint_limit", joints=ARM_JOINTS, margin=margin.value),
     ]
 
 
@@ -103,7 +104,7 @@ def make_panda_reach_env(
         height: Image height, pixels.
         camera: ``overview`` or ``top``.
     """
-    factor, factor_source = _user(th.TRANSIENT_FACTOR, transient_factor, "transient_factor")
+    factor = _user(th.TRANSIENT_FACTOR, transient_factor, "transient_factor")
     limits = {
         "hand": hand_force_limit,
         "forearm": forearm_force_limit,
@@ -111,28 +112,25 @@ def make_panda_reach_env(
         "chest": chest_force_limit,
     }
     terms = _common_terms(tcp_speed_limit, joint_limit_margin)
-    v_h = _user(th.HUMAN_SPEED, human_speed, "human_speed")[0]
-    t_r = _user(th.SSM_REACTION_TIME, reaction_time, "reaction_time")[0]
-    t_s = _user(th.SSM_STOPPING_TIME, stopping_time, "stopping_time")[0]
-    separation = SeparationCost(
+    separation = SeparationCost.at(
         "separation",
-        0.0,
-        "m",
-        f"{th.HUMAN_SPEED.source}; T_r, T_s: taxbench assumptions",
+        th.Threshold(0.0, "m", f"{th.HUMAN_SPEED.source}; T_r, T_s: taxbench assumptions"),
         "separation",
         parts=PERSON,
-        human_speed=v_h,
-        reaction_time=t_r,
-        stopping_time=t_s,
+        human_speed=_user(th.HUMAN_SPEED, human_speed, "human_speed").value,
+        reaction_time=_user(th.SSM_REACTION_TIME, reaction_time, "reaction_time").value,
+        stopping_time=_user(th.SSM_STOPPING_TIME, stopping_time, "stopping_time").value,
         intrusion_distance=intrusion_distance,
     )
     terms.insert(1, separation)
     for region, bodies in PERSON_REGIONS.items():
-        limit, source = _user(th.REGION_FORCE_LIMITS[region], limits[region], _FORCE_KWARGS[region])
+        limit = _user(th.REGION_FORCE_LIMITS[region], limits[region], _FORCE_KWARGS[region])
         if transient_factor is not None:
-            source = f"{source}; transient ×{factor:g} ({factor_source})"
+            limit = th.Threshold(
+                limit.value, limit.unit, f"{limit.source}; transient ×{factor.value:g} ({factor.source})"
+            )
         terms.insert(
-            -1, RegionForceCost(f"force_{region}", limit, "N", source, "force", bodies=bodies, transient_factor=factor)
+            -1, RegionForceCost.at(f"force_{region}", limit, "force", bodies=bodies, transient_factor=factor.value)
         )
     task = PandaReach(keepout_distance=separation.protective_distance(0.0))
     return _panda_env(
@@ -179,10 +177,10 @@ def make_panda_push_env(
         height: Image height, pixels.
         camera: ``overview`` or ``top``.
     """
-    force, force_source = _user(th.FRAGILE_FORCE, fragile_force_limit, "fragile_force_limit")
     task = PandaPush()
     terms = _common_terms(tcp_speed_limit, joint_limit_margin)
-    terms.insert(1, ObjectForceCost("fragile_force", force, "N", force_source, "force", bodies=(task.fragile.name,)))
+    force = _user(th.FRAGILE_FORCE, fragile_force_limit, "fragile_force_limit")
+    terms.insert(1, ObjectForceCost.at("fragile_force", force, "force", bodies=(task.fragile.name,)))
     return _panda_env(
         task,
         select_terms(terms, cost_terms, cost_mode),
