@@ -23,6 +23,7 @@ __all__ = [
     "intensity_settings",
     "preset_for",
     "resolve_dose",
+    "uses_cost_limit",
 ]
 
 #: Arms whose dose is the cost limit alone, and those with a Lagrange multiplier (``--lagrange pid`` applies).
@@ -181,6 +182,11 @@ def intensity_settings(env_id: str, arm: str, intensity: str) -> tuple[float | N
     return None, {}
 
 
+def uses_cost_limit(arm: str) -> bool:
+    """Whether an arm's dose is an episode-cost limit d (ppo-lag, cup, cpo, saute's budget, sac-lag)."""
+    return intensity_settings("", arm, INTENSITY_NAMES[1])[0] is not None
+
+
 def default_cost_limit(env_id: str) -> float:
     """An env's default episode-cost limit: its suite entry's, else :data:`DEFAULT_COST_LIMIT` (cost per episode)."""
     from taxbench.envs.registry import entry_for
@@ -234,7 +240,7 @@ def resolve_dose(
     limit = check_cost_limit(default_cost_limit(env_id) if cost_limit is None else cost_limit)
     if unconstrained_partner(arm) == arm or intensity == "off":
         return Dose(limit, "off")
-    uses_limit = intensity_settings(env_id, arm, INTENSITY_NAMES[1])[0] is not None
+    uses_limit = uses_cost_limit(arm)
     if intensity is not None and intensity.startswith("d") and intensity not in INTENSITY_NAMES:
         if not uses_limit:
             raise ValueError(

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from taxbench.policies.presets import uses_cost_limit
+
 GRID_POINTS = 100
 
 
@@ -53,7 +55,7 @@ def collect_runs(folders: Sequence[Path]) -> dict[str, dict[str, list[dict[str, 
             try:
                 config = json.loads((run_dir / "config.json").read_text())["config"]
                 env, label, limit = config["env_id"], f"{config['arm']}-{config['intensity']}", config["cost_limit"]
-                constrained = config["intensity"] != "off" and str(config["arm"]).endswith("-lag")
+                constrained = config["intensity"] != "off" and uses_cost_limit(str(config["arm"]))
             except (OSError, ValueError, KeyError):
                 env, label, limit, constrained = run_dir.parent.parent.name, run_dir.parent.name, math.nan, False
             data = _read_progress(progress)

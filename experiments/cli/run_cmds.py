@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,13 @@ def cmd_pair(args: argparse.Namespace, console: Console, err_console: Console) -
     from taxbench.policies import unconstrained_partner
 
     safe = base_config(args, args.safe_arm, args.seeds[0])
+    deploy = getattr(args, "deploy_cost_episodes", 0)
+    if deploy:
+        if deploy < 0:
+            raise UsageError(f"--deploy-cost-episodes must be >= 0, got {deploy}")
+        if args.safe_arm != "ppo-lag":
+            raise UsageError(f"--deploy-cost-episodes applies to ppo-lag only, not {args.safe_arm}")
+        safe = replace(safe, hyperparams={**safe.hyperparams, "deploy_cost_episodes": deploy})
     base = base_config(args, unconstrained_partner(args.safe_arm), args.seeds[0])
     jobs = pair_jobs(base, args.seeds, args.out, safe=safe)
     check_existing(jobs, args.resume, args.overwrite)
@@ -179,15 +187,26 @@ def add_pair_parser(sub: Any) -> None:
     pair.add_argument("--seeds", type=seed_arg, nargs="+", default=list(DEFAULT_SEEDS), help="seeds (default 0 1 2)")
     pair.add_argument(
         "--safe-arm",
+        "--arm",
+        dest="safe_arm",
         choices=CONSTRAINED_ARMS,
         default="ppo-lag",
-        help="the constrained arm, paired with its unconstrained learner (sac for sac-lag, else ppo) (default ppo-lag)",
+        help="the constrained arm, paired with its unconstrained learner (trpo for cpo, sac for sac-lag, else ppo) "
+        "(default ppo-lag)",
     )
     pair.add_argument(
         "--workers",
         type=positive_int,
         default=min(2, os.cpu_count() or 1),
         help="runs trained at once, one process each (default: 2, or 1 on a 1-core machine)",
+    )
+    pair.add_argument(
+        "--deploy-cost-episodes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="deployment-aware constraint (ppo-lag): after each rollout play N deterministic episodes and update λ "
+        "from the larger of their mean cost and the training episodes' (default 0: training episodes only)",
     )
     pair.add_argument(
         "--protocol",

@@ -187,7 +187,8 @@ def evaluate_arm(
 
 
 def _lagrange_value(model: Any) -> float | None:
-    value = getattr(getattr(model, "lagrange", None), "value", None)
+    """The learner's final multiplier (λ; CPO's dual ν), or None for learners without one."""
+    value = getattr(model, "lagrange_multiplier", None)
     try:
         return None if value is None else float(value)
     except (TypeError, ValueError):
