@@ -6,10 +6,11 @@ process died is recorded as failed in its status.json so a rerun with resume con
 
 from __future__ import annotations
 
+import math
 import signal
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,12 +40,32 @@ class JobResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class _ProgressCallback(BaseCallback):
-    """Reports ``num_timesteps`` to a sink at most every ``every_s`` seconds."""
+def progress_text(row: Mapping[str, Any]) -> str:
+    """The live numbers of a progress bar from a progress.csv row: training-episode return, cost, λ."""
 
-    def __init__(self, key: str, sink: Callable[[str, int], None], every_s: float = 0.5) -> None:
+    def number(key: str, spec: str) -> str:
+        value = row.get(key)
+        return "–" if value is None or not math.isfinite(float(value)) else format(float(value), spec)
+
+    text = f"R {number('ep_return', '.4g')}  C {number('ep_cost', '.3g')}"
+    lam = row.get("lambda")
+    return text + (f"  λ {number('lambda', '.3g')}" if lam is not None and math.isfinite(float(lam)) else "")
+
+
+class _ProgressCallback(BaseCallback):
+    """Reports ``num_timesteps`` to a sink at most every ``every_s`` seconds, and each rollout's training numbers.
+
+    The sink is called as ``sink(key, steps)`` and, once per rollout, ``sink(key, steps, text)`` with
+    :func:`progress_text` of the run's progress row (the training session calls :meth:`on_metrics`).
+    """
+
+    def __init__(self, key: str, sink: Callable[..., None], every_s: float = 0.5) -> None:
         super().__init__()
         self.key, self.sink, self.every_s, self._last = key, sink, every_s, 0.0
+
+    def on_metrics(self, row: Mapping[str, Any]) -> None:
+        """One progress.csv row (training episodes of the last rollout): shown beside the bar."""
+        self.sink(self.key, int(row.get("steps", self.num_timesteps)), progress_text(row))
 
     def _on_step(self) -> bool:
         now = time.monotonic()
@@ -57,7 +78,7 @@ class _ProgressCallback(BaseCallback):
         self.sink(self.key, int(self.num_timesteps))
 
 
-def run_job(job: Job, resume: bool, overwrite: bool, sink: Callable[[str, int], None]) -> dict[str, Any]:
+def run_job(job: Job, resume: bool, overwrite: bool, sink: Callable[..., None]) -> dict[str, Any]:
     import torch
 
     import taxbench.envs  # noqa: F401 - registers the env ids in this process
@@ -118,5 +139,3 @@ def record_failure(job: Job, error: str) -> JobResult:
         keep = {k: v for k, v in status.items() if k in ("steps", "resumed_from")}
         write_status(job.directory, "failed", error=error, **keep)
     return JobResult(job, error=error)
-
-

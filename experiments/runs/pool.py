@@ -27,8 +27,8 @@ BACKENDS = ("local", "ray")
 def _child(job: Job, resume: bool, overwrite: bool, conn: Connection) -> None:
     """Body of one pool process: train, sending ``(kind, label, payload)`` messages to the parent."""
 
-    def sink(key: str, steps: int) -> None:
-        conn.send(("progress", key, steps))
+    def sink(key: str, steps: int, text: str | None = None) -> None:
+        conn.send(("progress", key, (steps, text)))
 
     try:
         conn.send(("done", job.label, run_job(job, resume, overwrite, sink)))
@@ -84,13 +84,19 @@ def run_jobs(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        TextColumn("{task.fields[live]}"),
     )
     results: dict[str, JobResult] = {}
     with Progress(*columns, console=console, disable=not progress, transient=False) as bars:
-        tasks = {job.label: bars.add_task(job.label, total=job.cfg.steps) for job in jobs}
+        # a run's clock starts when its first progress arrives; until then it is "queued"
+        tasks = {job.label: bars.add_task(job.label, total=job.cfg.steps, start=False, live="queued") for job in jobs}
 
-        def sink(key: str, steps: int) -> None:
-            bars.update(tasks[key], completed=min(steps, bars.tasks[tasks[key]].total or steps))
+        def sink(key: str, steps: int, text: str | None = None) -> None:
+            task = bars.tasks[tasks[key]]
+            if not task.started:
+                bars.start_task(tasks[key])
+            live = text if text is not None else ("" if task.fields.get("live") == "queued" else task.fields["live"])
+            bars.update(tasks[key], completed=min(steps, task.total or steps), live=live)
 
         todo = []
         for job in jobs:
@@ -139,7 +145,7 @@ def _run_pool(
     workers: int,
     resume: bool,
     overwrite: bool,
-    sink: Callable[[str, int], None],
+    sink: Callable[..., None],
     results: dict[str, JobResult],
 ) -> None:
     """One process per job, ``workers`` at a time; each reports through its own pipe."""
@@ -167,7 +173,7 @@ def _run_pool(
                     del running[reader]
                     continue
                 if kind == "progress":
-                    sink(label, payload)
+                    sink(label, *payload)
                 elif kind == "done":
                     results[label] = JobResult(job, summary=payload)
                 else:
@@ -177,5 +183,3 @@ def _run_pool(
             process.join(timeout=10)
             if process.is_alive():
                 process.terminate()
-
-

@@ -62,7 +62,7 @@ def run_ray(
     *,
     resume: bool,
     overwrite: bool,
-    sink: Callable[[str, int], None],
+    sink: Callable[..., None],
     results: dict[str, JobResult],
     workers: int = 1,
     address: str | None = None,

@@ -14,7 +14,6 @@ import os
 import shutil
 import time
 import traceback
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -276,17 +275,21 @@ class _Session:
         self.csv: ProgressCsv | None = None
         self.bar: RichProgressCallback | None = None
         self.last_row: dict[str, Any] | None = None
+        self.reporters: list[Any] = []
 
     def wall_s(self) -> float:
         return self.wall_offset + time.monotonic() - self.t0
 
     def _sink(self, row: Mapping[str, Any]) -> None:
+        for reporter in self.reporters:  # the pool's progress bars: live return, cost and λ
+            reporter.on_metrics(row)
         self.last_row = {**row, "wall_s": round(self.wall_s(), 3)}
         self.steps = int(row.get("steps", self.steps))
         assert self.csv is not None
         self.csv.append(self.last_row)
 
     def run(self, *, resume: bool, progress: bool, extra_callbacks: Sequence[BaseCallback]) -> dict[str, Any]:
+        self.reporters = [cb for cb in extra_callbacks if callable(getattr(cb, "on_metrics", None))]
         from taxbench.policies import SafetyMetricsCallback, load_learner, make_learner
         from taxbench.policies.logger import run_logger
 

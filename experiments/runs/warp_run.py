@@ -22,6 +22,7 @@ __all__ = ["WarpSession", "warp_config", "warp_device"]
 
 log = logging.getLogger(__name__)
 
+
 def warp_device(device: str) -> str:
     """The device of a Warp run: ``auto`` is CUDA when torch sees one, else Warp's CPU device (slow: tests only)."""
     if device != "auto":
@@ -68,12 +69,12 @@ class WarpSession:
         cfg = self.cfg
         if resume:
             log.info("the Warp path keeps no mid-run checkpoints: %s trains from the start", self.run_dir)
-        reporters = [cb for cb in extra_callbacks if callable(getattr(cb, "sink", None)) and hasattr(cb, "key")]
+        reporters = [cb for cb in extra_callbacks if callable(getattr(cb, "on_metrics", None))]
 
         def on_update(row: dict[str, float]) -> None:
             self.steps = int(row["steps"])
-            for reporter in reporters:  # the pool's progress bars (see runs/jobs.py)
-                reporter.sink(reporter.key, self.steps)
+            for reporter in reporters:  # the pool's progress bars: steps, return, cost, λ (see runs/jobs.py)
+                reporter.on_metrics(row)
 
         start = time.monotonic()
         result = train_warp(
