@@ -27,12 +27,12 @@ def cmd_envs(args: argparse.Namespace, console: Console, err_console: Console) -
     from taxbench.envs import ENTRIES
     from taxbench.envs.warp import has_warp_version
 
-    table = Table(title="taxbench environments (thresholds are constructor kwargs)", show_lines=True)
-    table.add_column("id", no_wrap=True)
-    table.add_column("task")
-    table.add_column("counted in `cost`", no_wrap=True)
-    table.add_column("also available (cost_terms=None)", no_wrap=True)
-    table.add_column("cost limit / episode", justify="right")
+    table = Table(title="taxbench environments: id taxbench/<name>; thresholds are constructor kwargs", show_lines=True)
+    # the thresholds wrap, never the task: readable at 100 columns and when piped
+    table.add_column("name", no_wrap=True)
+    table.add_column("task", min_width=20)
+    table.add_column("counted in `cost`", min_width=11)
+    table.add_column("also available (cost_terms=None)", min_width=11)
     sources: dict[str, None] = {}
     for entry in ENTRIES:
         counted = gym.make(entry.env_id).unwrapped.safety
@@ -40,17 +40,25 @@ def cmd_envs(args: argparse.Namespace, console: Console, err_console: Console) -
         extra = [t for t in everything if t.name not in {c.name for c in counted}]
         sources.update({f"{t.describe()}: {t.source}": None for t in everything})
         table.add_row(
-            entry.env_id,
-            f"{entry.task_kind}: {entry.summary}",
+            entry.env_id.removeprefix("taxbench/"),
+            f"{entry.task_kind}, {entry.max_episode_steps}-step episodes: {entry.summary}",
             "\n".join(t.describe() for t in counted),
             "\n".join(t.describe() for t in extra),
-            f"{entry.default_cost_limit:g} ({entry.max_episode_steps} steps)",
         )
     console.print(table)
+    limits = sorted({entry.default_cost_limit for entry in ENTRIES})
+    console.print(
+        f"Default cost limit d (--cost-limit): {', '.join(f'{d:g}' for d in limits)} per episode "
+        "(violating steps per episode with the 0/1 cost terms); the named doses follow.",
+        highlight=False,
+    )
     warp = [entry.env_id for entry in ENTRIES if has_warp_version(entry.env_id)]
     console.print(f"Train on MuJoCo Warp (--sim warp, GPU): {', '.join(warp)}; the others train on the CPU only.",
-                  highlight=False, soft_wrap=True)  # fmt: skip
-    doses = Table(title="safety intensities (--intensity): cost limit d of *-lag, β of ppo-penalty, shield cap")
+                  highlight=False)  # fmt: skip
+    doses = Table(
+        title="safety intensities (--intensity): cost limit d (ppo-lag, cup, cpo, sac-lag; saute's budget), "
+        "β of ppo-penalty, shield cap"
+    )
     doses.add_column("id", no_wrap=True)
     for name in INTENSITY_NAMES:
         doses.add_column(name)
@@ -60,7 +68,7 @@ def cmd_envs(args: argparse.Namespace, console: Console, err_console: Console) -
     console.print(doses)
     console.print("Threshold sources:", highlight=False)
     for line in sources:
-        console.print(f"  {line}", highlight=False, soft_wrap=True)
+        console.print(f"  {line}", highlight=False)
     return 0
 
 

@@ -113,3 +113,24 @@ def test_every_run_config_records_the_torch_build(tb_pair):
         build = json.loads(path.read_text())["provenance"]["torch_build"]
         assert build["version"] == torch.__version__
         assert build["cuda"] == torch.version.cuda
+
+
+@pytest.mark.parametrize("width", [100, 120])
+def test_envs_table_fits_the_width_and_wraps_thresholds_not_task_names(width):
+    import argparse
+    import io
+
+    from rich.console import Console
+
+    from taxbench.experiments.cli.run_cmds import cmd_envs
+
+    out = io.StringIO()
+    console = Console(file=out, width=width)
+    assert cmd_envs(argparse.Namespace(), console, console) == 0
+    lines = out.getvalue().splitlines()
+    assert max(map(len, lines)) <= width
+    end = next(i for i, line in enumerate(lines) if line.startswith("Default cost limit"))
+    table_rows = [line for line in lines[:end] if line.startswith("│ ")]
+    task_cells = [line.split("│")[2].strip() for line in table_rows]
+    # the task column keeps phrases together: no cell holds a lone word of a summary
+    assert sum(1 for cell in task_cells if cell and " " not in cell) <= 2, task_cells
