@@ -31,7 +31,7 @@ from __future__ import annotations
 import copy
 import math
 from functools import partial
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch as th
@@ -39,7 +39,7 @@ from gymnasium import spaces
 from sb3_contrib import TRPO
 from sb3_contrib.common.utils import conjugate_gradient_solver, flat_grad
 from stable_baselines3.common.distributions import kl_divergence
-from stable_baselines3.common.type_aliases import MaybeCallback, RolloutBufferSamples
+from stable_baselines3.common.type_aliases import RolloutBufferSamples
 from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
 
@@ -47,7 +47,6 @@ from .cost_learner import CostLearnerMixin
 
 __all__ = ["CPO", "CPOStep", "cpo_step"]
 
-SelfCPO = TypeVar("SelfCPO", bound="CPO")
 _EPS = 1e-8
 
 
@@ -320,22 +319,3 @@ class CPO(CostLearnerMixin, TRPO):
         self.logger.record("cpo/nu", step.nu)
         self.logger.record("lagrange/lambda", step.nu)
         self.logger.record("lagrange/cost_limit", self.cost_limit)
-
-    def learn(
-        self: SelfCPO,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        log_interval: int = 1,
-        tb_log_name: str = "CPO",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfCPO:
-        """Train for ``total_timesteps`` env steps (SB3 semantics)."""
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )

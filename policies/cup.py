@@ -19,19 +19,17 @@ so the random streams PPO draws from never move.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.distributions import kl_divergence
-from stable_baselines3.common.type_aliases import MaybeCallback
 
 from .ppo_lag import PPOLagrangian
 
 __all__ = ["CUP"]
 
-SelfCUP = TypeVar("SelfCUP", bound="CUP")
 
 
 def _per_sample(kl: th.Tensor) -> th.Tensor:
@@ -156,22 +154,3 @@ class CUP(PPOLagrangian):
         self.logger.record("cup/projection_loss", float(th.stack(losses).mean()) if losses else 0.0)
         self.logger.record("cup/projection_kl", kl)
         self.logger.record("cup/projection_epochs", epochs)
-
-    def learn(
-        self: SelfCUP,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        log_interval: int = 1,
-        tb_log_name: str = "CUP",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfCUP:
-        """Train for ``total_timesteps`` env steps (SB3 semantics)."""
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
