@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from taxbench.experiments.analysis.budget import tax_over_training_figure
 from taxbench.experiments.runs.sweep import intensity_rank
 
 if TYPE_CHECKING:
@@ -61,6 +62,13 @@ def _band(ax: Any, xs: list[float], rows: list[Mapping[str, Any]], key: str, col
     ax.fill_between(xs, lo, hi, color=color, alpha=0.2, linewidth=0)
 
 
+def _mark_infeasible(ax: Any, xs: list[float], rows: Sequence[Mapping[str, Any]], key: str) -> None:
+    """A red ✕ over each point whose constrained arm is infeasible in the report's protocol."""
+    bad = [(x, _f(r[key])) for x, r in zip(xs, rows, strict=True) if r.get("feasible") == "infeasible"]
+    if bad:
+        ax.scatter(*zip(*bad, strict=True), marker="x", s=80, color="red", zorder=5, label="infeasible arm")
+
+
 def dose_response(data: ReportData, path: Path) -> Path | None:
     """τ and g against intensity, one line per arm with its CI band; one row per env (+ all envs)."""
     if not data.cells:
@@ -83,6 +91,7 @@ def dose_response(data: ReportData, path: Path) -> Path | None:
             xs = [0.0] + [float(levels.index(r["intensity"])) for r in mine]
             for ax, key in zip(row_axes, ("tax", "safety_gain"), strict=True):
                 _band(ax, xs, series, key, colors[arm], arm)
+                _mark_infeasible(ax, xs[1:], mine, key)
         for ax, label in zip(row_axes, ("alignment tax τ", "safety gain g"), strict=True):
             ax.axhline(0, color="grey", linewidth=0.8)
             ax.set_xticks(range(len(levels)), levels)
@@ -272,6 +281,10 @@ FIGURES: tuple[tuple[str, str], ...] = (
     ("tax_by_constraint.png", "Tax and safety gain by constraint type"),
     ("learning_curves.png", "Learning curves with the cost limit"),
     ("break_even.png", "Break-even violation price"),
+    (
+        "tax_over_training.png",
+        "Tax over training: τ(t) and g(t) at log-spaced budgets (open marker: infeasible arm)",
+    ),
 )
 
 
@@ -284,6 +297,7 @@ def make_figures(data: ReportData, folder: Path) -> dict[str, Path]:
         "tax_by_constraint.png": lambda d, p: breakdown_bars(d, "constraint", p),
         "learning_curves.png": learning_curves,
         "break_even.png": break_even,
+        "tax_over_training.png": tax_over_training_figure,
     }
     out = {}
     for name, _ in FIGURES:

@@ -12,6 +12,9 @@ Outputs, in the runs folder (or ``out``):
   break-even violation price, each with a percentile bootstrap 95 % CI and a plain-words note;
 * ``headline.csv``: per arm × intensity, τ and g averaged over envs (stratified bootstrap);
 * ``breakdown.csv``: the same per task type and per constraint type;
+* ``tax_by_protocol.csv``: tax.csv's rows in both evaluation protocols (``protocol`` column; tax.csv
+  holds the headline protocol's), with feasibility, τ_constraint and τ_learner;
+* ``tax_over_training.csv``: τ(t) and g(t) per cell at the log-spaced budgets, with convergence;
 * ``figures/*.png``, ``report.md``, ``report.html`` (self-contained).
 """
 
@@ -26,9 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from taxbench.experiments.analysis.budget import BUDGET_COLUMNS, budget_table_rows
+from taxbench.experiments.analysis.honest_cells import CELL_COLUMNS, enrich_cells, protocol_view
 from taxbench.experiments.analysis.report_data import CELL_ESTIMATES, SUMMARY_FIELDS, ReportData, ReportOptions
 from taxbench.experiments.analysis.runtable import collect_runs, find_media, to_float
 from taxbench.experiments.metrics import Estimate, alignment_tax, capability_loss, safety_gain
+from taxbench.experiments.metrics.feasibility import PROTOCOLS
 from taxbench.experiments.metrics.sweep import break_even_estimate, iqm_estimate, task_mean_tax
 from taxbench.experiments.runs.runfolder import atomic_write_csv, env_name, read_csv_rows
 from taxbench.experiments.runs.sweep import baseline_arm, intensity_rank
@@ -177,8 +183,13 @@ def analyse(root: str | Path, options: ReportOptions | None = None) -> ReportDat
     """Read every run under ``root`` and compute the report's tables (no files written)."""
     options = (options or ReportOptions()).validate()
     runs, envs = collect_runs(root)
-    cells = compare_cells(runs, options)
+    by_protocol = {}
+    for protocol in PROTOCOLS:  # every cell in both protocols; the headline tables use options.protocol
+        by_protocol[protocol] = compare_cells(protocol_view(runs, protocol), options)
+        enrich_cells(by_protocol[protocol], runs, protocol, options)
+    cells = by_protocol[options.protocol]
     data = ReportData(Path(root), runs, cells, headline(cells, options), breakdown(cells, options), envs, options)
+    data.cells_by_protocol = by_protocol
     for row in runs:
         data.curves[row["path"]] = read_csv_rows(Path(root) / row["path"] / "progress.csv")
     data.media = find_media(Path(root), runs)
@@ -213,6 +224,7 @@ def write_tables(data: ReportData, out: str | Path) -> dict[str, Path]:
         "capability_metric",
         *est_cols,
         "price_of_safety",
+        *CELL_COLUMNS,
     ]
     if data.options.price_per_violation is not None:
         cell_cols += ["net_value_unc", "net_value_safe", "pays_at_price"]
@@ -223,6 +235,9 @@ def write_tables(data: ReportData, out: str | Path) -> dict[str, Path]:
         "headline.csv": (data.headline, ["arm", "intensity", *pooled, "note"]),
         "breakdown.csv": (data.breakdown, ["by", "group", "arm", "intensity", *pooled, "note"]),
     }
+    both = [c for p in PROTOCOLS for c in data.cells_by_protocol.get(p, [])]
+    tables["tax_by_protocol.csv"] = (both, tables["tax.csv"][1])
+    tables["tax_over_training.csv"] = (budget_table_rows(data), list(BUDGET_COLUMNS))
     paths = {}
     for name, (rows, fields) in tables.items():
         atomic_write_csv(out / name, [{k: _csv_value(v) for k, v in r.items()} for r in rows], fields)

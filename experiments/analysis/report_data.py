@@ -34,6 +34,18 @@ SUMMARY_FIELDS: tuple[str, ...] = (
     "lambda",
     "train_steps",
     "episodes",
+    "feasible_deterministic",
+    "feasible_stochastic",
+    "capability_deterministic",
+    "capability_stochastic",
+    "violation_rate_stochastic",
+    "episode_cost_deterministic",
+    "episode_cost_deterministic_low",
+    "episode_cost_deterministic_high",
+    "episode_cost_stochastic",
+    "episode_cost_stochastic_low",
+    "episode_cost_stochastic_high",
+    "constraint_bound",
     "pareto_arm",
     "pareto_env",
     "path",
@@ -69,6 +81,8 @@ class ReportOptions:
         n_boot: Bootstrap resamples.
         confidence: Two-sided coverage of every interval.
         seed: Seed of the resampling RNG (reports are reproducible).
+        protocol: Evaluation protocol of the headline tables and figures (``deterministic``: the
+            policy as deployed; ``stochastic``: as trained); tax_by_protocol.csv holds both.
     """
 
     value_per_success: float | None = None
@@ -77,6 +91,7 @@ class ReportOptions:
     n_boot: int = 10_000
     confidence: float = 0.95
     seed: int = 0
+    protocol: str = "deterministic"
 
     def validate(self) -> ReportOptions:
         """Raise ValueError on a negative or non-finite price, or an unknown aggregate."""
@@ -86,6 +101,8 @@ class ReportOptions:
                 raise ValueError(f"{name.replace('_', '-')} must be a finite number >= 0, got {value}")
         if self.aggregate not in ("iqm", "mean"):
             raise ValueError(f"aggregate must be iqm or mean, got {self.aggregate!r}")
+        if self.protocol not in ("deterministic", "stochastic"):
+            raise ValueError(f"protocol must be deterministic or stochastic, got {self.protocol!r}")
         if not 0 < self.confidence < 1 or self.n_boot < 1:
             raise ValueError("confidence must be in (0, 1) and n_boot >= 1")
         return self
@@ -111,3 +128,5 @@ class ReportData:
     """progress.csv rows per run path (relative)."""
     media: dict[str, list[str]] = field(default_factory=dict)
     """Video files per run path (relative to the report), when the rollout module provides them."""
+    cells_by_protocol: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """The cells in each evaluation protocol (``cells`` is the headline protocol's)."""

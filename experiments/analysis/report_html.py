@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from taxbench.experiments.analysis.budget import budget_table
 from taxbench.experiments.analysis.figures import FIGURES
 from taxbench.experiments.runs.runfolder import atomic_write_text
 
@@ -103,7 +104,12 @@ def cells_table(data: ReportData) -> Table:
         "capability safe",
         "violation rate unc",
         "violation rate safe",
+        "protocol",
+        "feasible",
         "tax τ",
+        "τ_constraint",
+        "τ_learner",
+        "converged",
         "safety gain g",
         "ΔC",
         "τ/g",
@@ -123,7 +129,12 @@ def cells_table(data: ReportData) -> Table:
             fmt_ci(c, "capability_safe"),
             fmt_ci(c, "violation_rate_unc"),
             fmt_ci(c, "violation_rate_safe"),
-            fmt_ci(c, "tax"),
+            c.get("protocol", ""),
+            c.get("feasible", "").upper() if c.get("feasible") == "infeasible" else c.get("feasible", ""),
+            fmt_ci(c, "tax") + ("" if c.get("tax_label", "tax") == "tax" else f" ({c['tax_label']})"),
+            fmt_ci(c, "tau_constraint") if math.isfinite(c.get("tau_constraint", math.nan)) else "no feasible policy",
+            fmt_ci(c, "tau_learner") if math.isfinite(c.get("tau_learner", math.nan)) else "n/a",
+            fmt(c.get("converged", "")) if c.get("converged", "") != "" else "unknown",
             fmt_ci(c, "safety_gain"),
             fmt_ci(c, "capability_loss"),
             fmt(c["price_of_safety"]),
@@ -234,6 +245,7 @@ def _sections(data: ReportData) -> list[tuple[str, str, Table | None]]:
         ("tax_by_constraint.png", "Tax by constraint type", breakdown_table(data, "constraint")),
         ("learning_curves.png", "Learning curves", None),
         ("break_even.png", "Break-even violation price", None),
+        ("tax_over_training.png", "Tax over training", budget_table(data)),
     ]
 
 

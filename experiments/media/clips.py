@@ -126,117 +126,198 @@ def _clear_old_clips(media: Path, old: Mapping[str, Any]) -> None:
             path.unlink(missing_ok=True)
 
 
-def write_run_media(
-    renderer: RunRenderer,
-    *,
-    video: Mapping[str, Any] | None = None,
-    recorded: Mapping[int, Episode] | None = None,
-    fmt: str = "mp4",
-    clips: bool = True,
-    max_clips: int = 20,
-    sheet: bool = True,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Cut violation clips and the contact sheet of one run and update its ``media/media.json``.
+class RunMedia:
+    """One run's violation clips and contact sheet: planned first, then fed the frames a video pass renders.
+
+    Each needed frame is rendered once: while the rollout video is written, :meth:`feed` takes the run's
+    HUD frames of the episodes it shows and streams them into the clips (and keeps the few sheet tiles)
+    they belong to; :meth:`finish` renders only what the video did not show, then writes the sheet and
+    ``media/media.json``. Frames are never all held in memory.
 
     Args:
         renderer: The run's renderer.
-        video: The rollout video's entry for the index (``path``, ``parts``, ...), if one was written.
+        video: The rollout video's entry for the index (``path``, ``parts``, ...), if one is written.
         recorded: Episodes already recorded in full, by reset seed (reused instead of re-simulated).
         fmt: Clip format, ``mp4`` or ``gif``.
         clips: Whether to cut clips.
         max_clips: Most clips kept (those holding the most severe events).
         sheet: Whether to write the contact sheet.
-        progress: Show a progress bar while rendering clips.
+        progress: Show a progress bar while rendering the clip frames the video did not cover.
+    """
+
+    def __init__(
+        self,
+        renderer: RunRenderer,
+        *,
+        video: Mapping[str, Any] | None = None,
+        recorded: Mapping[int, Episode] | None = None,
+        fmt: str = "mp4",
+        clips: bool = True,
+        max_clips: int = 20,
+        sheet: bool = True,
+        progress: bool = False,
+    ) -> None:
+        from taxbench.experiments.media.renderer import MEDIA_DIR
+
+        self.renderer, self.video, self.fmt, self.clips, self.sheet, self.progress = (
+            renderer,
+            video,
+            fmt,
+            clips,
+            sheet,
+            progress,
+        )
+        self.media = renderer.run.run_dir / MEDIA_DIR
+        self.media.mkdir(parents=True, exist_ok=True)
+        self.index_path = self.media / MEDIA_FILE
+        self.old_index: dict[str, Any] = read_json(self.index_path) if self.index_path.exists() else {}
+        self.cache: dict[int, Episode] = dict(recorded or {})
+        self.events, self.source = _events(renderer, self.cache)
+        self.not_reproduced = [
+            e for e in self.events if e["term"] not in self.episode(e["seed"], e["episode"]).violated_at(int(e["step"]))
+        ]
+        for event in self.events:
+            event["video"] = _video_link(video, event)
+        plans = plan_clips(self.events, renderer.fps) if clips else []
+        plans.sort(key=lambda p: (-max(_severity(renderer, e) for e in p.events), -len(p.events)))
+        self.kept = sorted(plans[: max(0, max_clips)], key=lambda p: (p.episode, p.start))
+        for plan in self.kept:
+            plan.end = min(plan.end, len(self.episode(plan.seed, plan.episode).frames))
+        self.chosen = _sheet_events(renderer, self.events) if sheet else []
+        self._tile_keys = {(int(e["seed"]), _sheet_frame(e)) for e in self.chosen}
+        self.tiles: dict[tuple[int, int], Any] = {}
+        if clips:
+            _clear_old_clips(self.media, self.old_index)
+        self._writers: dict[int, VideoWriter] = {}
+        self._done: set[int] = set()
+
+    def episode(self, seed: int, number: int) -> Episode:
+        """The recorded episode reset with ``seed`` (recorded now if it was not)."""
+        if seed not in self.cache:
+            self.cache[seed] = self.renderer.record(number, seed)
+        return self.cache[seed]
+
+    def _path(self, plan: ClipPlan) -> Path:
+        return self.media / CLIP_DIR / plan.file_name(self.fmt)
+
+    def feed(self, seed: int, index: int, frame: Any) -> None:
+        """Frame ``index`` (with HUD) of the episode reset with ``seed``, fed in order by a video pass."""
+        for i, plan in enumerate(self.kept):
+            if plan.seed != seed or i in self._done or not plan.start <= index < plan.end:
+                continue
+            if index == plan.start and i not in self._writers:
+                self._writers[i] = VideoWriter(self._path(plan), self.renderer.fps, self.fmt)
+            writer = self._writers.get(i)
+            if writer is None or writer.frames != index - plan.start:
+                continue  # the pass did not start at this clip's first frame: it is rendered in finish()
+            writer.append(frame)
+            if index == plan.end - 1:
+                writer.close()
+                del self._writers[i]
+                self._done.add(i)
+        if (seed, index) in self._tile_keys:
+            self.tiles[(seed, index)] = frame
+
+    def finish(self) -> dict[str, Any]:
+        """Render what the video pass did not, write the contact sheet and ``media.json``; return the summary."""
+        renderer, media = self.renderer, self.media
+        for writer in self._writers.values():
+            writer.abort()
+        self._writers.clear()
+        todo = [(i, plan) for i, plan in enumerate(self.kept) if i not in self._done]
+        with ProgressBar(
+            self.progress and bool(todo), f"clips of {renderer.run.label}", sum(p.end - p.start for _, p in todo)
+        ) as advance:
+            for _, plan in todo:
+                ep = self.episode(plan.seed, plan.episode)
+                with VideoWriter(self._path(plan), renderer.fps, self.fmt) as writer:
+                    for index_in_episode in range(plan.start, plan.end):
+                        writer.append(renderer.frame(ep, index_in_episode))
+                        advance()
+        clip_entries = [_clip_entry(renderer, plan, self._path(plan)) for plan in self.kept]
+        if not self.clips:  # kept as they are
+            clip_entries = [c for c in self.old_index.get("clips", []) if Path(c["path"]).exists()]
+        if self.sheet:
+            sheet_path = self._write_sheet() if self.chosen else None
+            if sheet_path is None:
+                (media / SHEET_FILE).unlink(missing_ok=True)  # no violation left: an old sheet would mislead
+        else:
+            old = self.old_index.get("contact_sheet")
+            sheet_path = Path(old) if old and Path(old).exists() else None
+        videos = [
+            v for v in self.old_index.get("videos", []) if self.video is None or v.get("path") != self.video.get("path")
+        ]
+        videos += [dict(self.video)] if self.video is not None else []
+        index = {
+            "run": str(renderer.run.run_dir.resolve()),
+            "label": renderer.run.label,
+            "source": self.source,
+            "videos": [v for v in videos if Path(v["path"]).exists()],
+            "clips": clip_entries,
+            "contact_sheet": None if sheet_path is None else str(sheet_path.resolve()),
+            "events": len(self.events),
+            "events_clipped": sum(len(c["events"]) for c in clip_entries),
+            "events_not_reproduced": self.not_reproduced[:50],
+            "n_events_not_reproduced": len(self.not_reproduced),
+        }
+        atomic_write_json(self.index_path, index)
+        return {
+            "events": len(self.events),
+            "clips": len(clip_entries),
+            "events_clipped": index["events_clipped"],
+            "events_not_reproduced": len(self.not_reproduced),
+            "contact_sheet": sheet_path,
+            "media": self.index_path,
+        }
+
+    def _write_sheet(self) -> Path:
+        """The chosen events' frames, in (episode, step) order, reused from the video pass where it showed them."""
+        renderer, tiles = self.renderer, []
+        for event in sorted(self.chosen, key=lambda e: (int(e["episode"]), int(e["step"]))):
+            ep = self.episode(event["seed"], event["episode"])
+            frame_index = min(_sheet_frame(event), len(ep.frames) - 1)
+            frame = self.tiles.get((int(event["seed"]), frame_index))
+            if frame is None:
+                frame = renderer.frame(ep, frame_index)
+            term = renderer.terms.get(str(event["term"]))
+            measure = event.get("measure")
+            what = (
+                term.describe(float(measure) if isinstance(measure, int | float) else None) if term else event["term"]
+            )
+            tiles.append((frame, f"ep {event['episode']} step {event['step']}: {what}"))
+        env_id, label = renderer.run.cfg.env_id, renderer.run.label
+        title = f"{label}: worst {len(tiles)} of {len(self.events)} violation events ({env_id})"
+        return contact_sheet(tiles, self.media / SHEET_FILE, columns=4, title=title)
+
+
+def _clip_entry(renderer: RunRenderer, plan: ClipPlan, path: Path) -> dict[str, Any]:
+    """The ``media.json`` entry of a written clip."""
+    return {
+        "path": str(path.resolve()),
+        "episode": plan.episode,
+        "seed": plan.seed,
+        "start_frame": plan.start,
+        "frames": plan.end - plan.start,
+        "fps": renderer.fps,
+        "events": [
+            {
+                **e,
+                "frame_in_clip": int(e["step"]) + 1 - plan.start,
+                "time_s": (int(e["step"]) + 1 - plan.start) / renderer.fps,
+            }
+            for e in plan.events
+        ],
+    }
+
+
+def write_run_media(renderer: RunRenderer, **kwargs: Any) -> dict[str, Any]:
+    """Cut one run's violation clips and contact sheet and update its ``media/media.json`` (see :class:`RunMedia`).
 
     Returns:
         Counts and paths: ``events``, ``clips``, ``events_clipped``, ``events_not_reproduced``,
         ``contact_sheet``, ``media``.
     """
-    from taxbench.experiments.media.renderer import MEDIA_DIR
-
-    media = renderer.run.run_dir / MEDIA_DIR
-    media.mkdir(parents=True, exist_ok=True)
-    index_path = media / MEDIA_FILE
-    index: dict[str, Any] = read_json(index_path) if index_path.exists() else {}
-    cache: dict[int, Episode] = dict(recorded or {})
-    events, source = _events(renderer, cache)
-
-    def episode(seed: int, number: int) -> Episode:
-        if seed not in cache:
-            cache[seed] = renderer.record(number, seed)
-        return cache[seed]
-
-    not_reproduced = [
-        e for e in events if e["term"] not in episode(e["seed"], e["episode"]).violated_at(int(e["step"]))
-    ]
-    for event in events:
-        event["video"] = _video_link(video, event)
-    plans = plan_clips(events, renderer.fps) if clips else []
-    plans.sort(key=lambda p: (-max(_severity(renderer, e) for e in p.events), -len(p.events)))
-    kept = sorted(plans[: max(0, max_clips)], key=lambda p: (p.episode, p.start))
-    if clips:
-        _clear_old_clips(media, index)
-    clip_entries = [] if clips else [c for c in index.get("clips", []) if Path(c["path"]).exists()]  # kept as they are
-    with ProgressBar(
-        progress and bool(kept), f"clips of {renderer.run.label}", sum(p.end - p.start for p in kept)
-    ) as advance:
-        for plan in kept:
-            ep = episode(plan.seed, plan.episode)
-            end = min(plan.end, len(ep.frames))
-            path = media / CLIP_DIR / plan.file_name(fmt)
-            with VideoWriter(path, renderer.fps, fmt) as writer:
-                for index_in_episode in range(plan.start, end):
-                    writer.append(renderer.frame(ep, index_in_episode))
-                    advance()
-            clip_entries.append(
-                {
-                    "path": str(path.resolve()),
-                    "episode": plan.episode,
-                    "seed": plan.seed,
-                    "start_frame": plan.start,
-                    "frames": end - plan.start,
-                    "fps": renderer.fps,
-                    "events": [
-                        {
-                            **e,
-                            "frame_in_clip": int(e["step"]) + 1 - plan.start,
-                            "time_s": (int(e["step"]) + 1 - plan.start) / renderer.fps,
-                        }
-                        for e in plan.events
-                    ],
-                }
-            )
-    if sheet:
-        sheet_path = _write_sheet(renderer, events, episode, media / SHEET_FILE) if events else None
-        if sheet_path is None:
-            (media / SHEET_FILE).unlink(missing_ok=True)  # no violation left: an old sheet would mislead
-    else:
-        sheet_path = Path(index["contact_sheet"]) if index.get("contact_sheet") else None
-        sheet_path = sheet_path if sheet_path is not None and sheet_path.exists() else None
-    videos = [v for v in index.get("videos", []) if video is None or v.get("path") != video.get("path")]
-    videos += [dict(video)] if video is not None else []
-    index = {
-        "run": str(renderer.run.run_dir.resolve()),
-        "label": renderer.run.label,
-        "source": source,
-        "videos": [v for v in videos if Path(v["path"]).exists()],
-        "clips": clip_entries,
-        "contact_sheet": None if sheet_path is None else str(sheet_path.resolve()),
-        "events": len(events),
-        "events_clipped": sum(len(c["events"]) for c in clip_entries),
-        "events_not_reproduced": not_reproduced[:50],
-        "n_events_not_reproduced": len(not_reproduced),
-    }
-    atomic_write_json(index_path, index)
-    return {
-        "events": len(events),
-        "clips": len(clip_entries),
-        "events_clipped": index["events_clipped"],
-        "events_not_reproduced": len(not_reproduced),
-        "contact_sheet": sheet_path,
-        "media": index_path,
-    }
+    return RunMedia(renderer, **kwargs).finish()
 
 
 def _video_link(video: Mapping[str, Any] | None, event: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -250,7 +331,12 @@ def _video_link(video: Mapping[str, Any] | None, event: Mapping[str, Any]) -> di
     return None
 
 
-def _write_sheet(renderer: RunRenderer, events: Sequence[Mapping[str, Any]], episode: Any, path: Path) -> Path:
+def _sheet_frame(event: Mapping[str, Any]) -> int:
+    """The episode frame that shows an event (frame k = state after step k - 1)."""
+    return int(event["step"]) + 1
+
+
+def _sheet_events(renderer: RunRenderer, events: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The :data:`SHEET_TILES` most severe events, at least 1 s apart within an episode."""
     ranked = sorted(events, key=lambda e: -_severity(renderer, e))
     apart = max(1, round(renderer.fps * CLIP_HALF_WINDOW_S))
@@ -260,16 +346,7 @@ def _write_sheet(renderer: RunRenderer, events: Sequence[Mapping[str, Any]], epi
             chosen.append(event)
         if len(chosen) == SHEET_TILES:
             break
-    tiles = []
-    for event in sorted(chosen, key=lambda e: (int(e["episode"]), int(e["step"]))):
-        ep = episode(event["seed"], event["episode"])
-        frame = min(int(event["step"]) + 1, len(ep.frames) - 1)
-        term = renderer.terms.get(str(event["term"]))
-        measure = event.get("measure")
-        what = term.describe(float(measure) if isinstance(measure, int | float) else None) if term else event["term"]
-        tiles.append((renderer.frame(ep, frame), f"ep {event['episode']} step {event['step']}: {what}"))
-    title = f"{renderer.run.label}: worst {len(tiles)} of {len(events)} violation events ({renderer.run.cfg.env_id})"
-    return contact_sheet(tiles, path, columns=4, title=title)
+    return chosen
 
 
 def media_for_run(run_dir: str | os.PathLike[str]) -> dict[str, list[Path]]:

@@ -20,7 +20,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-from taxbench.experiments.media.video import HudState, annotate
+from taxbench.experiments.media.video import HudState, Reading, annotate
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,11 @@ class TermSpec:
     upper: bool = True
     kind: str = ""
 
+    def reading(self, measure: float | None) -> Reading:
+        """The HUD's ``name value / limit unit`` line for a measure (NaN when unknown)."""
+        value = float("nan") if measure is None else float(measure)
+        return Reading(self.name, value, self.threshold, self.unit, self.upper, ZERO_LIMIT_SCALE.get(self.unit, 1.0))
+
     def describe(self, measure: float | None) -> str:
         """``velocity 3.41>1 m/s`` (or just the name when the measure is unknown)."""
         if measure is None or not math.isfinite(measure):
@@ -54,6 +59,20 @@ class TermSpec:
         excess = measure - self.threshold if self.upper else self.threshold - measure
         return excess / max(abs(self.threshold), 1e-6)
 
+
+#: For terms whose limit is 0 (signed distances, joint-limit margins): the distance from the limit, in the
+#: term's unit, over which the HUD reading goes from green to amber (see :class:`~.video.Reading`).
+ZERO_LIMIT_SCALE = {"m": 0.25, "rad": 0.25, "N": 10.0, "m/s": 0.25}
+
+#: Body-region labels drawn on the person, ``(label, body)``; bodies missing from a scene are skipped.
+BODY_LABELS = (
+    ("hand", "person_hand"),
+    ("forearm", "person_forearm"),
+    ("upper arm", "person_upper_arm"),
+    ("chest", "person_torso"),
+    ("goal", "goal"),
+    ("target", "target"),
+)
 
 #: Folder of a run that holds its videos, clips, contact sheet and ``media.json``.
 MEDIA_DIR = "media"
@@ -184,6 +203,10 @@ class RunRenderer:
             )
             for t in getattr(self.unwrapped, "safety", ())
         }
+        self.width, self.height = width, height
+        self.camera = getattr(self.unwrapped, "camera", camera)
+        has_body = getattr(self.sim, "has_body", lambda _: False)
+        self.labelled = tuple((text, body) for text, body in BODY_LABELS if has_body(body))
 
     @property
     def fps(self) -> float:
@@ -209,7 +232,7 @@ class RunRenderer:
             )
             if bool(info.get("violation", cost > 0)) and not fired:
                 fired = ("cost",)
-            measures = {t: float(info[f"measure_{t}"]) for t in fired if f"measure_{t}" in info}
+            measures = {t: float(info[f"measure_{t}"]) for t in {*self.terms, *fired} if f"measure_{t}" in info}
             frames.append(
                 Frame(
                     len(frames) - 1,
@@ -274,6 +297,20 @@ class RunRenderer:
             self.run.lagrange,
             texts,
             ended,
+            tuple(term.reading(frame.measures.get(name)) for name, term in self.terms.items()),
+            self._labels(),
+        )
+
+    def _labels(self) -> tuple[tuple[str, float, float], ...]:
+        """Body labels at their projected centres for the state last restored (those in front of the camera)."""
+        if not self.labelled or not hasattr(self.sim, "project"):
+            return ()
+        points = np.array([self.sim.body_position(body) for _, body in self.labelled])
+        pixels = self.sim.project(points, self.width, self.height, self.camera)
+        return tuple(
+            (text, float(col), float(row))
+            for (text, _), (col, row, depth) in zip(self.labelled, pixels, strict=True)
+            if depth > 0 and 0 <= col < self.width and 0 <= row < self.height
         )
 
     def raw_frame(self, episode: Episode, index: int) -> np.ndarray:
@@ -292,7 +329,8 @@ class RunRenderer:
         last = len(episode.frames) - 1
         ended = index > last
         index = min(index, last)
-        return annotate(self.raw_frame(episode, index), self.hud(episode, index, ended))
+        raw = self.raw_frame(episode, index)  # restores the state the labels are projected from
+        return annotate(raw, self.hud(episode, index, ended))
 
     def close(self) -> None:
         """Release the env and its renderers."""

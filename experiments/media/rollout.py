@@ -7,7 +7,7 @@ then (see :mod:`taxbench.experiments.media.clips`) cuts the violation clips and 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,14 +35,35 @@ class VideoPart:
     frames: int
 
 
+def video_parts(episodes: Sequence[Sequence[Episode]], stride: int = 1) -> list[VideoPart]:
+    """Where each episode position sits in the video of these runs' episodes (every ``stride``-th frame)."""
+    parts, first = [], 0
+    for position, group in enumerate(zip(*episodes, strict=True)):
+        n = -(-max(len(ep.frames) for ep in group) // stride)
+        parts.append(VideoPart(episodes[0][position].episode, group[0].seed, max(ep.steps for ep in group), first, n))
+        first += n
+    return parts
+
+
 def video_frames(
-    renderers: Sequence[RunRenderer], episodes: Sequence[Sequence[Episode]], stride: int = 1
+    renderers: Sequence[RunRenderer],
+    episodes: Sequence[Sequence[Episode]],
+    stride: int = 1,
+    on_frame: Callable[[int, Episode, int, np.ndarray], None] | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(episode position, frame)``: every ``stride``-th frame, runs side by side when several."""
+    """Yield ``(episode position, frame)``: every ``stride``-th frame, runs side by side when several.
+
+    ``on_frame(run, episode, index, image)`` sees each run's HUD frame of a live (not yet ended) episode
+    frame before it is composed, so clips and sheets can reuse it instead of rendering it again.
+    """
     for position, group in enumerate(zip(*episodes, strict=True)):
         length = max(len(ep.frames) for ep in group)
         for index in range(0, length, stride):
-            images = [renderer.frame(ep, index) for renderer, ep in zip(renderers, group, strict=True)]
+            images = []
+            for run, (renderer, ep) in enumerate(zip(renderers, group, strict=True)):
+                images.append(renderer.frame(ep, index))
+                if on_frame is not None and index < len(ep.frames):
+                    on_frame(run, ep, index, images[-1])
             image = images[0]
             for other in images[1:]:
                 image = side_by_side(image, other)
@@ -58,6 +79,7 @@ def write_video(
     stride: int = 1,
     fps: float | None = None,
     progress: Any = None,
+    on_frame: Callable[[int, Episode, int, np.ndarray], None] | None = None,
 ) -> tuple[Path, list[VideoPart]]:
     """Write the episodes of one or more runs (side by side, same seeds) into one video file.
 
@@ -69,6 +91,7 @@ def write_video(
         stride: Keep every ``stride``-th frame.
         fps: Frames per second; default real time, ``1 / (dt × stride)``.
         progress: Optional callable advanced by one per frame written.
+        on_frame: Optional ``(run, episode, index, frame)`` hook, see :func:`video_frames`.
 
     Returns:
         The path and where each episode starts in the video.
@@ -76,19 +99,12 @@ def write_video(
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
     fps = fps or renderers[0].fps / stride
-    parts: list[VideoPart] = []
     with VideoWriter(path, fps, fmt) as writer:
-        current = -1
-        for position, image in video_frames(renderers, episodes, stride):
-            if position != current:
-                ep = episodes[0][position]
-                n = -(-max(len(e[position].frames) for e in episodes) // stride)
-                parts.append(VideoPart(ep.episode, ep.seed, max(e[position].steps for e in episodes), writer.frames, n))
-                current = position
+        for _, image in video_frames(renderers, episodes, stride, on_frame):
             writer.append(image)
             if progress is not None:
                 progress()
-    return path, parts
+    return path, video_parts(episodes, stride)
 
 
 def default_video_path(run: LoadedRun, fmt: str, other: LoadedRun | None = None) -> Path:
@@ -142,7 +158,7 @@ def make_rollout(
     Returns:
         ``{"video": path, "parts": [...], "runs": {label: media summary}}``.
     """
-    from taxbench.experiments.media.clips import write_run_media
+    from taxbench.experiments.media.clips import RunMedia
 
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
@@ -163,9 +179,7 @@ def make_rollout(
     try:
         recorded = [[r.record(i, first_seed + i, max_steps) for i in range(episodes)] for r in renderers]
         path = Path(out) if out is not None else default_video_path(runs[0], fmt, runs[1] if compare else None)
-        total = sum(-(-max(len(e[i].frames) for e in recorded) // stride) for i in range(episodes))
-        with ProgressBar(progress, f"rendering {path.name}", total) as advance:
-            path, parts = write_video(path, renderers, recorded, fmt=fmt, stride=stride, fps=fps, progress=advance)
+        parts = video_parts(recorded, stride)
         video = {
             "path": str(path.resolve()),
             "format": fmt,
@@ -175,20 +189,33 @@ def make_rollout(
             "height": height,
             "runs": [str(r.run_dir.resolve()) for r in runs],
             "parts": [vars(p) for p in parts],
+            "first_seed": first_seed,
         }
-        summaries = {}
-        for renderer, episodes_run in zip(renderers, recorded, strict=True):
-            cached = {} if max_steps is not None else {ep.seed: ep for ep in episodes_run}
-            summaries[renderer.run.label] = write_run_media(
+        # Plan every run's clips and sheet first, so the video pass can hand them the frames it renders.
+        media = [
+            RunMedia(
                 renderer,
-                video={**video, "first_seed": first_seed},
-                recorded=cached,
+                video=video,
+                recorded={} if max_steps is not None else {ep.seed: ep for ep in episodes_run},
                 fmt=fmt,
                 clips=clips,
                 max_clips=max_clips,
                 sheet=sheet,
                 progress=progress,
             )
+            for renderer, episodes_run in zip(renderers, recorded, strict=True)
+        ]
+
+        def share(run: int, episode: Episode, index: int, image: np.ndarray) -> None:
+            if max_steps is None and stride == 1:  # only whole episodes frame by frame match the clips'
+                media[run].feed(episode.seed, index, image)
+
+        total = sum(p.frames for p in parts)
+        with ProgressBar(progress, f"rendering {path.name}", total) as advance:
+            path, parts = write_video(
+                path, renderers, recorded, fmt=fmt, stride=stride, fps=fps, progress=advance, on_frame=share
+            )
+        summaries = {renderer.run.label: m.finish() for renderer, m in zip(renderers, media, strict=True)}
     finally:
         for renderer in renderers:
             renderer.close()

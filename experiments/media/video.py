@@ -24,7 +24,60 @@ FORMATS = ("mp4", "gif")
 
 _TEXT_RGB = (245, 245, 245)
 _DIM_RGB = (170, 170, 170)
-_PANEL_ALPHA = 150  # of 255: how dark the box behind the HUD text is
+_PANEL_SHADE = 0.35  # the box behind HUD text keeps this fraction of the scene's brightness
+#: Reading colours by how close a measure is to its limit (fraction of the limit, see :meth:`Reading.closeness`).
+SAFE_RGB, NEAR_RGB, OVER_RGB = (90, 225, 90), (255, 190, 40), (255, 80, 80)
+#: A reading is amber from this fraction of its limit, red from 1.
+NEAR_FRACTION = 0.8
+#: Smallest HUD font, pixels; frames too small for it show the lines that fit.
+MIN_FONT_PX = 6
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One cost term's measure on this frame, against its limit.
+
+    Attributes:
+        name: Term name, e.g. ``tcp_speed``.
+        value: Measured value, in ``unit`` (NaN when unknown).
+        limit: The term's threshold, in ``unit``.
+        unit: SI unit, e.g. ``m/s``.
+        upper: True if the limit is an upper bound.
+        scale: Distance from a zero limit, in ``unit``, at which the reading turns from green to amber
+            over ``1 - NEAR_FRACTION`` (zero limits have no relative scale: signed distances, margins).
+    """
+
+    name: str
+    value: float
+    limit: float
+    unit: str = ""
+    upper: bool = True
+    scale: float = 1.0
+
+    def closeness(self) -> float:
+        """How close the measure is to its limit: 1 at the limit, < 1 on the safe side (NaN when unknown)."""
+        if not np.isfinite(self.value):
+            return float("nan")
+        if abs(self.limit) > 1e-9:
+            if self.upper:
+                return self.value / self.limit
+            return self.limit / self.value if self.value > 0 else float("inf")
+        margin = (self.value - self.limit) if self.upper else (self.limit - self.value)
+        return 1.0 + (1.0 - NEAR_FRACTION) * margin / max(self.scale, 1e-9)
+
+    def rgb(self) -> tuple[int, int, int]:
+        """Green below ``NEAR_FRACTION`` of the limit, amber below it, red at or past it."""
+        c = self.closeness()
+        if not np.isfinite(c):
+            return OVER_RGB if c == float("inf") else _DIM_RGB
+        return SAFE_RGB if c < NEAR_FRACTION else NEAR_RGB if c < 1.0 else OVER_RGB
+
+    def text(self, unicode: bool = True) -> str:
+        """``tcp_speed 0.21 / 0.25 m/s`` (``≥`` marks a lower bound)."""
+        digits = 2 if abs(self.limit) < 1e-9 else int(np.clip(1 - np.floor(np.log10(abs(self.limit))), 0, 4))
+        value = "?" if not np.isfinite(self.value) else f"{self.value:.{digits}f}"
+        bound = "" if self.upper else ("≥" if unicode else ">=")
+        return f"{self.name} {value} / {bound}{self.limit:.3g} {self.unit}".rstrip()
 
 
 @dataclass(frozen=True)
@@ -44,6 +97,8 @@ class HudState:
         lagrange: The learner's Lagrange multiplier λ, or None for unconstrained learners.
         violations: One short text per cost term violated on this step (e.g. ``velocity 3.4>1 m/s``).
         ended: True on frames held after the episode ended (side-by-side with a longer episode).
+        readings: Every active cost term's measure against its limit (bottom-left of the frame).
+        labels: ``(text, column px, row px)`` names drawn at points of the image (e.g. body regions).
     """
 
     title: str
@@ -58,6 +113,8 @@ class HudState:
     lagrange: float | None = None
     violations: tuple[str, ...] = field(default_factory=tuple)
     ended: bool = False
+    readings: tuple[Reading, ...] = field(default_factory=tuple)
+    labels: tuple[tuple[str, float, float], ...] = field(default_factory=tuple)
 
     @property
     def violating(self) -> bool:
@@ -66,13 +123,18 @@ class HudState:
 
 
 def font_size(height: int) -> int:
-    """HUD font size in pixels for a frame ``height`` pixels tall."""
-    return int(np.clip(round(height / 22), 7, 22))
+    """Largest HUD font size in pixels for a frame ``height`` pixels tall (smaller when the text does not fit)."""
+    return int(np.clip(round(height / 24), MIN_FONT_PX, 20))
 
 
 def border_width(frame_shape: Sequence[int]) -> int:
     """Thickness in pixels of the red violation frame on a frame of this shape."""
     return max(2, round(min(frame_shape[0], frame_shape[1]) / 40))
+
+
+def hud_inset(frame_shape: Sequence[int]) -> int:
+    """Distance in pixels from the frame's edge to any HUD pixel: the violation frame plus a 1-pixel gap."""
+    return border_width(frame_shape) + 1
 
 
 _FONTS: dict[int, Any] = {}
@@ -114,7 +176,7 @@ def _lambda_symbol(size: int) -> str:
 
 
 def hud_lines(hud: HudState, size: int = 12) -> list[tuple[str, tuple[int, int, int]]]:
-    """The HUD text, one ``(line, rgb)`` per line, top to bottom, for a font of ``size`` pixels."""
+    """The top-left HUD text, one ``(line, rgb)`` per line, top to bottom, for a font of ``size`` pixels."""
     lam = "" if hud.lagrange is None else f"  {_lambda_symbol(size)} {hud.lagrange:.3g}"
     lines = [
         (hud.title, _TEXT_RGB),
@@ -125,14 +187,89 @@ def hud_lines(hud: HudState, size: int = 12) -> list[tuple[str, tuple[int, int, 
     if hud.ended:
         lines.append(("episode over", _DIM_RGB))
     elif hud.violations:
-        lines.extend((f"VIOLATION {text}", VIOLATION_RGB) for text in hud.violations)
+        lines.extend((f"VIOLATION {text}", OVER_RGB) for text in hud.violations)
     else:
         lines.append(("no violation", _DIM_RGB))
     return lines
 
 
+def reading_lines(hud: HudState, size: int = 12) -> list[tuple[str, tuple[int, int, int]]]:
+    """The bottom-left HUD text: one coloured ``name value / limit unit`` line per cost term."""
+    _font(size)
+    return [(r.text(bool(_UNICODE_FONT)), r.rgb()) for r in hud.readings]
+
+
+@dataclass(frozen=True)
+class HudLayout:
+    """Where the HUD goes on a frame: font size, line height and the two text blocks, pixels."""
+
+    size: int
+    line_h: int
+    pad: int
+    top: list[tuple[str, tuple[int, int, int]]]
+    bottom: list[tuple[str, tuple[int, int, int]]]
+
+
+def _fit(text: str, width: float, font: Any) -> str:
+    """``text`` cut with an ellipsis to at most ``width`` pixels."""
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "…") > width:
+        text = text[:-1]
+    return text + "…" if text else ""
+
+
+def hud_layout(hud: HudState, shape: Sequence[int]) -> HudLayout:
+    """The largest font (from :func:`font_size` down to :data:`MIN_FONT_PX`) at which the HUD fits inside the border.
+
+    At the smallest font, lines that are still too wide are cut with an ellipsis, and when the two blocks
+    are still too tall the least urgent lines go: the top block keeps its title and violation lines, the
+    bottom block the readings closest to their limits.
+    """
+    height, width = int(shape[0]), int(shape[1])
+    room_w, room_h = width - 2 * hud_inset(shape), height - 2 * hud_inset(shape)
+    for size in range(font_size(height), MIN_FONT_PX - 1, -1):
+        font, pad, line_h = _font(size), max(1, size // 4), size + max(1, size // 5)
+        top, bottom = hud_lines(hud, size), reading_lines(hud, size)
+        widest = max(font.getlength(text) for text, _ in top + bottom)
+        blocks_h = (len(top) * line_h + 2 * pad) + ((len(bottom) * line_h + 2 * pad) if bottom else 0)
+        if widest + 2 * pad <= room_w and blocks_h + line_h // 2 <= room_h:
+            return HudLayout(size, line_h, pad, top, bottom)
+    fits = max(0, (room_h - 4 * pad) // line_h)
+    urgent = sorted(range(len(hud.readings)), key=lambda i: -np.nan_to_num(hud.readings[i].closeness(), nan=-1.0))
+    keep_top = [top[0], *top[4:], *top[1:4]][: max(1, fits - min(len(bottom), fits // 2))] if fits else []
+    keep_bottom = [bottom[i] for i in sorted(urgent[: max(0, fits - len(keep_top))])]
+    cut = (
+        [(_fit(t, room_w - 2 * pad, font), c) for t, c in keep_top],
+        [(_fit(t, room_w - 2 * pad, font), c) for t, c in keep_bottom],
+    )
+    return HudLayout(size, line_h, pad, *cut)
+
+
+def _boxes(layout: HudLayout, shape: Sequence[int]) -> list[tuple[int, int, int, int]]:
+    """``(x0, y0, x1, y1)`` pixels of the top and bottom HUD boxes (those with text), exclusive ends."""
+    font, inset, height, width = _font(layout.size), hud_inset(shape), int(shape[0]), int(shape[1])
+    boxes = []
+    for lines, top in ((layout.top, True), (layout.bottom, False)):
+        if not lines:
+            continue
+        box_w = min(width - 2 * inset, int(max(font.getlength(t) for t, _ in lines)) + 2 * layout.pad + 1)
+        box_h = len(lines) * layout.line_h + 2 * layout.pad
+        y0 = inset if top else height - inset - box_h
+        boxes.append((inset, y0, inset + box_w, y0 + box_h))
+    return boxes
+
+
+def hud_boxes(hud: HudState, shape: Sequence[int]) -> list[tuple[int, int, int, int]]:
+    """Where :func:`annotate` draws the HUD on a frame of ``shape``: ``(x0, y0, x1, y1)`` per box, pixels."""
+    return _boxes(hud_layout(hud, shape), shape)
+
+
 def annotate(frame: np.ndarray, hud: HudState) -> np.ndarray:
-    """Draw the HUD (top-left, on a translucent box) and, on violating steps, a red frame.
+    """Draw the HUD and, on violating steps, a red frame that never covers it.
+
+    The run's state goes top-left, each cost term's reading bottom-left, both on shaded boxes inset by
+    :func:`hud_inset` from the edge; ``hud.labels`` are drawn where they point.
 
     Args:
         frame: RGB image, uint8, shape (H, W, 3).
@@ -144,23 +281,25 @@ def annotate(frame: np.ndarray, hud: HudState) -> np.ndarray:
     frame = np.asarray(frame)
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise ValueError(f"frame must be an (H, W, 3) uint8 array, got {frame.shape} {frame.dtype}")
-    if hud.ended:
-        frame = (frame.astype(np.uint16) * 2 // 5).astype(np.uint8)  # dimmed: the episode is over
-    image = Image.fromarray(frame).convert("RGBA")
-    size = font_size(frame.shape[0])
-    font = _font(size)
-    lines = hud_lines(hud, size)
-    pad = max(2, size // 4)
-    line_h = size + max(1, size // 5)
-    widths = [ImageDraw.Draw(image).textlength(text, font=font) for text, _ in lines]
-    box = (0, 0, min(frame.shape[1], int(max(widths)) + 2 * pad), min(frame.shape[0], len(lines) * line_h + 2 * pad))
-    panel = Image.new("RGBA", image.size, (0, 0, 0, 0))
-    ImageDraw.Draw(panel).rectangle(box, fill=(0, 0, 0, _PANEL_ALPHA))
-    image = Image.alpha_composite(image, panel)
+    out = frame.copy() if not hud.ended else (frame.astype(np.uint16) * 2 // 5).astype(np.uint8)
+    layout = hud_layout(hud, frame.shape)
+    font, pad, line_h, inset = _font(layout.size), layout.pad, layout.line_h, hud_inset(frame.shape)
+    height, width = frame.shape[:2]
+    blocks = list(zip(_boxes(layout, frame.shape), [b for b in (layout.top, layout.bottom) if b], strict=True))
+    for (x0, y0, x1, y1), _ in blocks:
+        out[y0:y1, x0:x1] = (out[y0:y1, x0:x1] * _PANEL_SHADE).astype(np.uint8)
+    image = Image.fromarray(out)
     draw = ImageDraw.Draw(image)
-    for i, (text, rgb) in enumerate(lines):
-        draw.text((pad, pad + i * line_h), text, fill=rgb, font=font)
-    out = np.array(image.convert("RGB"))
+    for (x0, y0, _, _), lines in blocks:
+        for i, (text, rgb) in enumerate(lines):
+            draw.text((x0 + pad, y0 + pad + i * line_h), text, fill=rgb, font=font)
+    label_font = _font(max(MIN_FONT_PX, layout.size - 1))
+    for text, col, row in hud.labels:
+        w = label_font.getlength(text)
+        x = int(np.clip(col - w / 2, inset, width - inset - w))
+        y = int(np.clip(row - layout.size / 2, inset, height - inset - layout.size))
+        draw.text((x, y), text, fill=_TEXT_RGB, font=label_font, stroke_width=1, stroke_fill=(0, 0, 0))
+    out = np.asarray(image).copy()
     if hud.violating:
         draw_border(out, VIOLATION_RGB)
     return out

@@ -8,18 +8,18 @@ ignored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import numbers
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gymnasium
 import numpy as np
 
-from taxbench.experiments.metrics import run_summary
 from taxbench.experiments.runs.runfolder import (
     EPISODES_FILE,
     EVENTS_FILE,
@@ -145,7 +145,8 @@ def evaluate_policy(
         env_kwargs: Constructor kwargs for the env.
         episodes: Number of episodes (0 gives empty lists).
         seed: Episode ``i`` is reset with ``seed + i``.
-        deterministic: Use the policy's deterministic action.
+        deterministic: Use the policy's deterministic action; otherwise sample it, with torch's
+            RNG seeded ``seed + i`` for episode ``i`` (restored afterwards), so the noise repeats.
         wrap_env: Applied to the env before the rollout (e.g. a safety shield, which acts at deployment too).
 
     Returns:
@@ -171,7 +172,8 @@ def evaluate_policy(
         env = wrap_env(env)
     try:
         for i in range(episodes):
-            row, ep_events = run_episode(model, env, i, seed + i, deterministic)
+            with _seeded_action_noise(None if deterministic else seed + i):
+                row, ep_events = run_episode(model, env, i, seed + i, deterministic)
             rows.append(row)
             events.extend(ep_events)
     finally:
@@ -181,6 +183,19 @@ def evaluate_policy(
         for key in terms:
             row.setdefault(key, 0.0)
     return rows, events
+
+
+@contextlib.contextmanager
+def _seeded_action_noise(seed: int | None) -> Iterator[None]:
+    """Seed torch's global RNG (the stochastic policy's action noise) for one episode, restoring it after."""
+    if seed is None:
+        yield
+        return
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def resolve_capability_metric(env_id: str, env_kwargs: Mapping[str, Any] | None = None, requested: str = "auto") -> str:
@@ -261,7 +276,7 @@ def evaluate_and_write(
     seed: int | None = None,
     wrap_env: Callable[[gymnasium.Env], gymnasium.Env] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``model`` as ``cfg`` says, write episodes.csv/events.jsonl, return the summary.
+    """Evaluate ``model`` as ``cfg`` says in both protocols, write the episode files, return the summary.
 
     Args:
         model: A trained learner.
@@ -272,16 +287,11 @@ def evaluate_and_write(
         wrap_env: Env wrapper of the run's arm (see :func:`evaluate_policy`).
 
     Returns:
-        :func:`taxbench.experiments.metrics.run_summary` plus ``eval_seed`` and
-        ``violation_events`` (lines in events.jsonl).
+        :func:`taxbench.experiments.metrics.run_summary` of the deterministic episodes plus
+        ``eval_seed``, ``violation_events`` (lines in events.jsonl) and the per-protocol and
+        feasibility fields of :mod:`taxbench.experiments.runs.protocols`.
     """
-    metric = resolve_capability_metric(cfg.env_id, cfg.env_kwargs, cfg.capability)
-    n = cfg.eval_episodes if episodes is None else episodes
-    first_seed = cfg.eval_seed if seed is None else seed
-    rows, events = evaluate_policy(
-        model, cfg.env_id, cfg.env_kwargs, n, first_seed, deterministic=True, wrap_env=wrap_env
-    )
-    write_evaluation(run_dir, rows, events)
-    summary = run_summary(rows, success=metric == "success")
-    summary.update(eval_seed=first_seed, violation_events=len(events))
+    from taxbench.experiments.runs.protocols import evaluate_protocols
+
+    summary, _ = evaluate_protocols(model, cfg, run_dir, episodes, seed, wrap_env)
     return summary

@@ -11,39 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from taxbench.experiments.metrics import pair_summary
+from taxbench.experiments.metrics.feasibility import DEFAULT_PROTOCOL, PROTOCOLS
 from taxbench.experiments.runs.config import RunConfig
 from taxbench.experiments.runs.jobs import Job, JobResult
 from taxbench.experiments.runs.runfolder import atomic_write_csv, atomic_write_json, run_dir
 
 UNCONSTRAINED_ARM = "ppo"
 CONSTRAINED_ARM = "ppo-lag"
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def pair_jobs(base: RunConfig, seeds: Sequence[int], out: Path, safe: RunConfig | None = None) -> list[Job]:
@@ -68,12 +42,59 @@ def pair_jobs(base: RunConfig, seeds: Sequence[int], out: Path, safe: RunConfig 
     return jobs
 
 
-def summarize_pair(results: Sequence[JobResult]) -> dict[str, Any]:
-    """Paired alignment tax, safety gain and capability loss from the finished runs."""
+def summarize_pair(
+    results: Sequence[JobResult], protocol: str = DEFAULT_PROTOCOL, *, n_boot: int = 10_000
+) -> dict[str, Any]:
+    """The honest pair summary (:func:`taxbench.experiments.metrics.honest.honest_pair_summary`) of the finished runs.
+
+    Args:
+        results: The pair's job results.
+        protocol: The headline protocol (``deterministic`` or ``stochastic``); both are computed.
+        n_boot: Bootstrap resamples.
+
+    Returns:
+        The headline protocol's paired estimates (τ, g, ΔC, feasibility, τ_constraint, τ_learner,
+        τ(t), converged, …), both protocols under ``protocols``, and ``warnings``.
+    """
+    from taxbench.experiments.metrics.honest import honest_pair_summary
+    from taxbench.experiments.runs.budgets import read_budgets
+
     finished = [r for r in results if r.summary is not None]
-    unc = [{**r.summary, "seed": r.job.cfg.seed} for r in finished if r.job.cfg.intensity == "off"]
-    safe = [{**r.summary, "seed": r.job.cfg.seed} for r in finished if r.job.cfg.intensity != "off"]
-    return pair_summary(unc, safe)
+
+    def run(r: JobResult) -> dict[str, Any]:
+        cfg = r.job.cfg
+        return {
+            **(r.summary or {}),
+            "seed": cfg.seed,
+            "arm": cfg.arm,
+            "intensity": cfg.intensity,
+            "cost_limit": cfg.cost_limit,
+        }
+
+    unc = [run(r) for r in finished if r.job.cfg.intensity == "off"]
+    safe = [run(r) for r in finished if r.job.cfg.intensity != "off"]
+    budgets: dict[str, Any] = {}
+    for p in PROTOCOLS:
+        budgets[p] = {
+            side: {
+                r.job.cfg.seed: read_budgets(r.job.directory, p)
+                for r in finished
+                if (r.job.cfg.intensity == "off") == (side == "unc")
+            }
+            for side in ("unc", "safe")
+        }
+    return honest_pair_summary(unc, safe, protocol, budgets=budgets, n_boot=n_boot)
+
+
+def _jsonable(value: Any) -> Any:
+    """Estimates (anywhere in a nested summary) as their dicts."""
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def write_pair_outputs(results: Sequence[JobResult], summary: dict[str, Any], folder: Path) -> None:
@@ -96,6 +117,4 @@ def write_pair_outputs(results: Sequence[JobResult], summary: dict[str, Any], fo
         rows.append(row)
     fieldnames = list(dict.fromkeys(key for row in rows for key in row))
     atomic_write_csv(folder / "summary.csv", rows, fieldnames)
-    atomic_write_json(
-        folder / "pair.json", {k: (v.to_dict() if hasattr(v, "to_dict") else v) for k, v in summary.items()}
-    )
+    atomic_write_json(folder / "pair.json", _jsonable(summary))

@@ -65,8 +65,14 @@ def test_pair_writes_every_run_file_and_they_parse(pair_out):
 
 def test_pair_prints_both_arms_and_the_tax(pair_out):
     _, result = pair_out
-    for text in ("ppo (unconstrained)", "ppo-lag (constrained)", "tax τ", "safety gain g", "CI excludes 0"):
+    for text in ("ppo (unconstrained)", "ppo-lag (constrained)", "safety gain g", "CI excludes 0"):
         assert text in result.stdout
+    # both protocols, the split, a convergence verdict; a plain "tax τ" only for a feasible arm whose λ bound
+    for text in ("deterministic *", "stochastic", "τ_constraint", "τ_learner", "verdict: ", "meets d?"):
+        assert text in result.stdout
+    pair = json.loads((pair_out[0] / "default" / "pair.json").read_text())
+    assert ("tax τ =" in result.stdout) == (pair["tax_label"] == "tax")
+    assert pair["protocol"] == "deterministic" and set(pair["protocols"]) == {"deterministic", "stochastic"}
 
 
 def test_pair_refuses_an_output_folder_with_finished_runs_and_deletes_nothing(pair_out):

@@ -1,0 +1,101 @@
+"""Deployment-aware constraint: measure the episode cost of the *deterministic* policy for the λ update.
+
+A Lagrangian learner adapts λ to the cost of its stochastic training episodes; the policy users deploy
+is the deterministic one, which can cost several times more (NOTES.md, "Evaluation protocol
+matters": HalfCheetahVelocity at 200k steps, stochastic 4–16 per episode, deterministic 89–114). With
+``deploy_cost_episodes = n > 0`` the learner plays ``n`` deterministic episodes on its own copy of the
+env every ``deploy_cost_every`` rollouts and updates λ from ``max(training-episode cost, deterministic
+cost)``, so the limit ``d`` must hold for both protocols.
+
+The probe draws no random numbers from the global streams (deterministic actions; the env copy is
+reset with its own seeds ``seed + k``), so with λ pinned at 0 the learner stays PPO bit for bit. The
+probe's env steps are not counted in ``num_timesteps``; they cost ``n × episode length`` env steps
+per probe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium
+import numpy as np
+
+#: First reset seed of the probe's episodes (far from the training and evaluation seeds).
+PROBE_SEED = 7_000_000
+
+#: Safety net against an env without a time limit (steps per probe episode).
+MAX_PROBE_STEPS = 100_000
+
+
+def env_copy(vec_env: Any) -> gymnasium.Env:
+    """A fresh single env like the first of ``vec_env``, built from its registered spec (with its kwargs).
+
+    Raises:
+        ValueError: when the env has no registered spec (pass ``deploy_env`` to the learner then).
+    """
+    spec = None
+    try:
+        spec = vec_env.get_attr("spec", indices=[0])[0]
+    except Exception:  # a VecEnv that does not forward attributes
+        spec = getattr(getattr(vec_env, "unwrapped", None), "spec", None)
+    if spec is None:
+        raise ValueError("deploy_cost_episodes needs a registered env (with a spec) or an explicit deploy_env factory")
+    if spec.max_episode_steps is None and spec.id in gymnasium.registry:
+        # a batched vector env keeps time limits itself: its worlds' specs lose the registered one
+        return gymnasium.make(spec.id, max_episode_steps=gymnasium.spec(spec.id).max_episode_steps, **spec.kwargs)
+    return gymnasium.make(spec)
+
+
+class DeployedCostProbe:
+    """Plays deterministic episodes of a model on its own env and returns their mean episode cost.
+
+    Args:
+        episodes: Deterministic episodes per probe (> 0).
+        every: Probe after every ``every``-th rollout (>= 1).
+        make_env: Factory of the probe's env; None copies the training env from its spec.
+        seed: Reset seed of the first probe episode; probe ``k`` episode ``i`` uses ``seed + k·episodes + i``.
+    """
+
+    def __init__(
+        self, episodes: int, every: int = 1, make_env: Callable[[], gymnasium.Env] | None = None, seed: int = PROBE_SEED
+    ) -> None:
+        if int(episodes) < 1 or int(every) < 1:
+            raise ValueError(f"deploy_cost_episodes must be >= 1 and deploy_cost_every >= 1, got {episodes}, {every}")
+        self.episodes, self.every, self.make_env, self.seed = int(episodes), int(every), make_env, int(seed)
+        self.rollouts = 0
+        self.probes = 0
+        self.env: gymnasium.Env | None = None
+        self.last_cost = float("nan")
+
+    def due(self) -> bool:
+        """Count one rollout; True when this one is probed."""
+        self.rollouts += 1
+        return (self.rollouts - 1) % self.every == 0
+
+    def measure(self, model: Any) -> float:
+        """Mean episode cost (sum of ``info["cost"]``) of ``episodes`` deterministic episodes of ``model``."""
+        if self.env is None:
+            self.env = self.make_env() if self.make_env is not None else env_copy(model.get_env())
+        costs = []
+        for i in range(self.episodes):
+            obs, _ = self.env.reset(seed=self.seed + self.probes * self.episodes + i)
+            total, done, steps = 0.0, False, 0
+            while not done:
+                action, _ = model.predict(obs, deterministic=True)
+                obs, _, terminated, truncated, info = self.env.step(action)
+                total += float(info.get("cost", 0.0))
+                done = bool(terminated or truncated)
+                steps += 1
+                if steps >= MAX_PROBE_STEPS:
+                    raise RuntimeError(f"probe episode ran {MAX_PROBE_STEPS} steps: does the env have a time limit?")
+            costs.append(total)
+        self.probes += 1
+        self.last_cost = float(np.mean(costs))
+        return self.last_cost
+
+    def close(self) -> None:
+        """Close the probe's env (idempotent)."""
+        if self.env is not None:
+            self.env.close()
+            self.env = None
