@@ -30,7 +30,7 @@ from taxbench.experiments.runs.runfolder import (
 )
 
 if TYPE_CHECKING:
-    from taxbench.experiments.runs.config import RunConfig
+    pass
 
 #: Leading columns of episodes.csv; ``cost_<term>`` totals follow, sorted by term.
 EPISODE_FIELDS: tuple[str, ...] = (
@@ -266,32 +266,3 @@ def read_events(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
         return []
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
-
-
-def evaluate_and_write(
-    model: Any,
-    cfg: RunConfig,
-    run_dir: str | os.PathLike[str],
-    episodes: int | None = None,
-    seed: int | None = None,
-    wrap_env: Callable[[gymnasium.Env], gymnasium.Env] | None = None,
-) -> dict[str, Any]:
-    """Evaluate ``model`` as ``cfg`` says in both protocols, write the episode files, return the summary.
-
-    Args:
-        model: A trained learner.
-        cfg: The run's config (env, eval episodes and seed, capability metric).
-        run_dir: Where to write the files.
-        episodes: Overrides ``cfg.eval_episodes``.
-        seed: Overrides ``cfg.eval_seed``.
-        wrap_env: Env wrapper of the run's arm (see :func:`evaluate_policy`).
-
-    Returns:
-        :func:`taxbench.experiments.metrics.run_summary` of the deterministic episodes plus
-        ``eval_seed``, ``violation_events`` (lines in events.jsonl) and the per-protocol and
-        feasibility fields of :mod:`taxbench.experiments.runs.protocols`.
-    """
-    from taxbench.experiments.runs.protocols import evaluate_protocols
-
-    summary, _ = evaluate_protocols(model, cfg, run_dir, episodes, seed, wrap_env)
-    return summary

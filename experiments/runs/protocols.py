@@ -49,9 +49,12 @@ def episodes_file(protocol: str) -> str:
 
 def is_constrained(arm: str) -> bool:
     """True for a safety arm (one that is not its own unconstrained partner)."""
-    from taxbench.experiments.runs.sweep import is_unconstrained
+    from taxbench.policies.registry import unconstrained_partner
 
-    return not is_unconstrained(arm)
+    try:
+        return unconstrained_partner(arm) != arm
+    except ValueError:  # an arm this version does not know (e.g. from another run folder): by name
+        return arm not in ("ppo", "sac", "trpo")
 
 
 def read_lambda(run_dir: str | os.PathLike[str]) -> tuple[bool | None, float]:
@@ -175,3 +178,30 @@ def read_protocol_costs(run_dir: str | os.PathLike[str]) -> dict[str, list[float
                     costs.append(math.nan)
             out[protocol] = costs
     return out
+
+
+def evaluate_and_write(
+    model: Any,
+    cfg: RunConfig,
+    run_dir: str | os.PathLike[str],
+    episodes: int | None = None,
+    seed: int | None = None,
+    wrap_env: Callable[[gymnasium.Env], gymnasium.Env] | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``model`` as ``cfg`` says in both protocols, write the episode files, return the summary.
+
+    Args:
+        model: A trained learner.
+        cfg: The run's config (env, eval episodes and seed, capability metric).
+        run_dir: Where to write the files.
+        episodes: Overrides ``cfg.eval_episodes``.
+        seed: Overrides ``cfg.eval_seed``.
+        wrap_env: Env wrapper of the run's arm (see :func:`evaluate_policy`).
+
+    Returns:
+        :func:`taxbench.experiments.metrics.run_summary` of the deterministic episodes plus
+        ``eval_seed``, ``violation_events`` (lines in events.jsonl) and the per-protocol and
+        feasibility fields of :mod:`taxbench.experiments.runs.protocols`.
+    """
+    summary, _ = evaluate_protocols(model, cfg, run_dir, episodes, seed, wrap_env)
+    return summary

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from taxbench.experiments.runs.config import load_run_config, write_run_config
-from taxbench.experiments.runs.evaluation import evaluate_and_write
+from taxbench.experiments.runs.protocols import evaluate_and_write
 from taxbench.experiments.runs.runfolder import MODEL_FILE, read_status, run_dir, write_status
 
 SHIELD_ARM = "ppo-shield"

@@ -36,8 +36,8 @@ from taxbench.experiments.runs.checkpoint import (
     save_checkpoint,
 )
 from taxbench.experiments.runs.config import RunConfig, load_run_config, write_run_config
-from taxbench.experiments.runs.evaluation import evaluate_and_write
 from taxbench.experiments.runs.policy_files import has_policy, load_run_policy, save_run_policy
+from taxbench.experiments.runs.protocols import evaluate_and_write
 from taxbench.experiments.runs.resume_state import ResumeStateCallback, ResumeStateError, restore_resume_state
 from taxbench.experiments.runs.runfolder import (
     CHECKPOINT_DIR,
