@@ -106,27 +106,13 @@ def _numbers_codec(*attributes: str) -> StateCodec:
     return StateCodec(lambda model: {name: getattr(model, name) for name in attributes}, put)
 
 
-def _tuple_codec(attribute: str) -> StateCodec:
-    """A NamedTuple of numbers (e.g. the latest update's readout), rebuilt with the learner's own tuple type."""
-
-    def put(model: Any, state: Any) -> None:
-        kind = type(getattr(model, attribute))
-        if not isinstance(state, list) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in state
-        ):
-            raise ValueError(f"{attribute} must be a list of numbers")
-        setattr(model, attribute, kind(*state))
-
-    return StateCodec(lambda model: list(getattr(model, attribute)), put)
-
-
 #: JSON state codecs by name: multipliers, own random streams, running estimates.
 STATE_CODECS: dict[str, StateCodec] = {
     "lagrange": StateCodec(lambda model: model.lagrange.state_dict(), _put_lagrange),
     "cost_rng": _rng_codec("_cost_rng"),  # the cost critic's minibatch shuffle (on-policy cost learners)
     "projection_rng": _rng_codec("_projection_rng"),  # CUP's projection shuffle
-    "cpo_estimates": _numbers_codec("episode_cost_estimate", "episode_length_estimate"),
-    "cpo_last_step": _tuple_codec("last_step"),
+    # CPO's running estimates and the dual ν of its latest update (its last_step readout is transient)
+    "cpo_estimates": _numbers_codec("episode_cost_estimate", "episode_length_estimate", "last_nu"),
 }
 
 
@@ -153,7 +139,7 @@ SAFE_ARMS: dict[str, SafeArm] = {
     "cup": SafeArm(("lagrange", "cost_rng", "projection_rng")),
     "saute": SafeArm(build_as="ppo"),  # PPO on the Saute-wrapped env (the caller wraps it, as for training)
     "trpo": SafeArm(),
-    "cpo": SafeArm(("cost_rng", "cpo_estimates", "cpo_last_step")),
+    "cpo": SafeArm(("cost_rng", "cpo_estimates")),
     "sac": SafeArm(),  # the entropy coefficient is in pytorch_variables.pth
     "sac-lag": SafeArm(("lagrange",)),
 }

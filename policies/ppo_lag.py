@@ -24,6 +24,7 @@ are shuffled by its own ``numpy.random.Generator``, so the global RNG streams PP
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
@@ -34,6 +35,7 @@ from stable_baselines3.common.type_aliases import MaybeCallback
 from .buffers import CostRolloutBuffer
 from .cost_critic import CostCritic
 from .cost_learner import CostLearnerMixin
+from .deploy_cost import DeployedCostProbe
 from .lagrange import DEFAULT_COST_LIMIT, LagrangeOptimizer, make_multiplier
 
 __all__ = ["PPOLagrangian"]
@@ -61,6 +63,11 @@ class PPOLagrangian(CostLearnerMixin, PPO):
         pid_kp: Proportional gain of the PID multiplier (OmniSafe default 0.1).
         pid_ki: Integral gain of the PID multiplier (0.01).
         pid_kd: Derivative gain of the PID multiplier (0.01).
+        deploy_cost_episodes: Deployment-aware constraint (:mod:`~taxbench.policies.deploy_cost`): with ``n > 0``,
+            play ``n`` deterministic episodes every ``deploy_cost_every`` rollouts and update λ from the larger of
+            the training episodes' and the deterministic episodes' mean cost. 0 (default): training episodes only.
+        deploy_cost_every: Rollouts between two deterministic probes.
+        deploy_env: Factory of the probe's env; None copies the training env from its registered spec.
         cost_gamma: Discount of the costs; None → PPO's ``gamma``.
         cost_gae_lambda: GAE factor of the costs; None → PPO's ``gae_lambda``.
         cost_critic_lr: Learning rate of the cost critic; None → PPO's learning rate (schedule included).
@@ -89,6 +96,9 @@ class PPOLagrangian(CostLearnerMixin, PPO):
         pid_kp: float = 0.1,
         pid_ki: float = 0.01,
         pid_kd: float = 0.01,
+        deploy_cost_episodes: int = 0,
+        deploy_cost_every: int = 1,
+        deploy_env: Callable[[], Any] | None = None,
         cost_gamma: float | None = None,
         cost_gae_lambda: float | None = None,
         cost_critic_lr: float | None = None,
@@ -110,6 +120,12 @@ class PPOLagrangian(CostLearnerMixin, PPO):
             ki=pid_ki,
             kd=pid_kd,
         )
+        self.deploy_cost_episodes, self.deploy_cost_every = int(deploy_cost_episodes), int(deploy_cost_every)
+        if self.deploy_cost_episodes < 0 or self.deploy_cost_every < 1:
+            raise ValueError(
+                f"deploy_cost_episodes must be >= 0 and deploy_cost_every >= 1, got {deploy_cost_episodes}"
+            )
+        self.deploy_env, self._deploy_probe = deploy_env, None
         super().__init__(policy, env, rollout_buffer_class=buffer_class, _init_setup_model=False, **ppo_kwargs)
         self._init_cost_settings(cost_gamma, cost_gae_lambda, cost_critic_lr, cost_batch_size)
         if _init_setup_model:
@@ -130,12 +146,31 @@ class PPOLagrangian(CostLearnerMixin, PPO):
     def _finish_rollout(self, last_obs: np.ndarray, dones: np.ndarray) -> None:
         """λ update, cost GAE and the advantage of the policy update, after SB3 computed the reward GAE."""
         episode_costs, _ = self._pop_finished_episodes()
-        if episode_costs:
-            self.lagrange.update(float(np.mean(episode_costs)))
+        cost = float(np.mean(episode_costs)) if episode_costs else None
+        probe = self._deployed_cost_probe()
+        if probe is not None and probe.due():  # deployment-aware: the deterministic policy must meet d too
+            deployed = probe.measure(self)
+            self.logger.record("lagrange/deployed_ep_cost", deployed)
+            cost = deployed if cost is None else max(cost, deployed)
+        if cost is not None:
+            self.lagrange.update(cost)
         self._compute_cost_advantages(last_obs, dones)
         self._set_policy_advantages()
         self.logger.record("lagrange/lambda", self.lagrange.value)
         self.logger.record("lagrange/cost_limit", self.lagrange.cost_limit)
+
+    def _deployed_cost_probe(self) -> DeployedCostProbe | None:
+        """The deterministic-episode probe (built on first use; None when ``deploy_cost_episodes`` is 0)."""
+        if getattr(self, "deploy_cost_episodes", 0) <= 0:
+            return None
+        if getattr(self, "_deploy_probe", None) is None:
+            self._deploy_probe = DeployedCostProbe(
+                self.deploy_cost_episodes, self.deploy_cost_every, getattr(self, "deploy_env", None)
+            )
+        return self._deploy_probe
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_deploy_probe", "deploy_env"]
 
     def _set_policy_advantages(self) -> None:
         """Write the advantage PPO's update reads: the Lagrangian combination (subclasses may keep ``A_r``)."""

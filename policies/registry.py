@@ -107,15 +107,25 @@ _SAC_LAG_KWARGS = frozenset(
     }
 )
 _SHIELD_KWARGS = frozenset({"shield_speed_fraction", "shield_clearance"})
+#: ppo-lag's deployment-aware constraint (policies/deploy_cost.py): λ also sees the deterministic policy's cost.
+_DEPLOY_KWARGS = frozenset({"deploy_cost_episodes", "deploy_cost_every"})
 _CUP_KWARGS = LAGRANGIAN_KWARGS | {"projection_target_kl", "projection_coef"}
 _CPO_KWARGS = frozenset({"cost_gamma", "cost_gae_lambda", "cost_critic_lr", "cost_batch_size"})
 #: Read by :func:`env_wrapper` for ``saute``, never passed to a learner.
 _SAUTE_KWARGS = frozenset({"saute_budget", "saute_unsafe_reward"})
 #: Every safety-mechanism kwarg; an arm keeps only its own (see :data:`_ACCEPTS`) and drops the rest.
-SAFETY_KWARGS = LAGRANGIAN_KWARGS | _SAC_LAG_KWARGS | _SHIELD_KWARGS | _CUP_KWARGS | _SAUTE_KWARGS | {"penalty_coef"}
+SAFETY_KWARGS = (
+    LAGRANGIAN_KWARGS
+    | _SAC_LAG_KWARGS
+    | _SHIELD_KWARGS
+    | _CUP_KWARGS
+    | _SAUTE_KWARGS
+    | _DEPLOY_KWARGS
+    | {"penalty_coef"}
+)
 _ACCEPTS: dict[str, frozenset[str]] = {
     "ppo": frozenset(),
-    "ppo-lag": LAGRANGIAN_KWARGS,
+    "ppo-lag": LAGRANGIAN_KWARGS | _DEPLOY_KWARGS,
     "ppo-penalty": frozenset({"penalty_coef"}),
     "ppo-shield": frozenset(),
     "cup": _CUP_KWARGS,

@@ -33,7 +33,7 @@ from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.common.vec_env import VecNormalize
 
 from .cost_info import costs_from_infos, tally_episode_costs
-from .lagrange import LagrangeOptimizer, make_multiplier
+from .lagrange import DEFAULT_COST_LIMIT, LagrangeOptimizer, make_multiplier
 
 __all__ = ["CostReplayBuffer", "CostReplaySamples", "SACLagrangian"]
 
@@ -127,7 +127,7 @@ class SACLagrangian(SAC):
         self,
         policy: Any,
         env: Any,
-        cost_limit: float = 25.0,
+        cost_limit: float = DEFAULT_COST_LIMIT,
         lagrange_lr: float = 0.035,
         lagrange_init: float = 0.0,
         lagrange_pinned: bool = False,

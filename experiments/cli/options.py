@@ -159,13 +159,24 @@ def seed_arg(text: str) -> int:
 
 
 def env_id_arg(text: str) -> str:
+    """Argparse type of an env id: registered, or Gymnasium's ``module:id`` (the module registers it on import)."""
+    import importlib
+
     import gymnasium as gym
 
     import taxbench.envs  # noqa: F401 - registers the ids
     from taxbench.envs.registry import unknown_env_message
 
-    if text not in gym.registry:
-        raise argparse.ArgumentTypeError(unknown_env_message(text))
+    module, sep, env_name = text.partition(":")
+    if sep and module and "/" not in module:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise argparse.ArgumentTypeError(f"cannot import {module!r} for env {text!r}: {exc}") from None
+    else:
+        env_name = text
+    if env_name not in gym.registry:
+        raise argparse.ArgumentTypeError(unknown_env_message(env_name))
     return text
 
 

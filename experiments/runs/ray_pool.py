@@ -31,7 +31,7 @@ def require_ray() -> Any:
 
 def _train_task(job: Job, resume: bool, overwrite: bool) -> dict[str, Any]:
     """Body of one Ray task (progress travels through progress.csv, not through Ray)."""
-    return run_job(job, resume, overwrite, lambda key, steps: None)
+    return run_job(job, resume, overwrite, lambda *progress: None)
 
 
 def last_steps(directory: Path) -> int | None:

@@ -140,6 +140,8 @@ def test_other_activations_take_the_autograd_path():
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -0.5, 1e39])  # 1e39: finite, but not in float32
 def test_invalid_costs_are_rejected(bad):
     model = PPOLagrangian("MlpPolicy", DummyVecEnv([SpeedLimitedPointEnv] * 2), n_steps=8, batch_size=8, device="cpu")
-    assert model._extract_costs([{"cost": 0.5}, {"cost": 1}]).tolist() == [0.5, 1.0]
+    model._setup_learn(16)  # the running tallies the costs are recorded into
+    model._record_costs([{"cost": 0.5}, {"cost": 1}], np.array([False, False]))
+    assert model._running_ep_cost.tolist() == [0.5, 1.0]
     with pytest.raises(ValueError, match="finite and >= 0"):
-        model._extract_costs([{"cost": 0.5}, {"cost": bad}])
+        model._record_costs([{"cost": 0.5}, {"cost": bad}], np.array([False, False]))

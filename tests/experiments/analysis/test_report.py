@@ -240,11 +240,15 @@ def test_report_files_from_the_real_cli(runs_dir, capsys):
 def test_report_bad_input_is_one_line_exit_2(tmp_path):
     from taxbench.experiments.cli import main
 
-    assert main(["report", str(tmp_path)]) == 2
-    assert main(["report", str(tmp_path / "missing")]) == 2
-    with pytest.raises(SystemExit) as exc:
-        main(["report", str(tmp_path), "--price-per-violation", "-1"])
-    assert exc.value.code == 2
+    def exit_code(argv):
+        try:
+            return main(argv)
+        except SystemExit as exc:  # refused by the parser, before the command runs
+            return exc.code
+
+    assert exit_code(["report", str(tmp_path)]) == 2  # no runs in it
+    assert exit_code(["report", str(tmp_path / "missing")]) == 2
+    assert exit_code(["report", str(tmp_path), "--price-per-violation", "-1"]) == 2
 
 
 def test_video_links_when_the_rollout_module_provides_media(runs_dir, monkeypatch):
@@ -280,8 +284,11 @@ def test_iqm_ci_agrees_with_rliable():
         pytest.skip(f"rliable is not importable: {type(exc).__name__}")
     scores = np.array([[0.2], [0.5], [0.55], [0.6], [0.9], [0.95], [0.3], [0.4]])
     ours = iqm_estimate(scores[:, 0], n_boot=20_000)
+    assert ours == iqm_estimate(scores[:, 0], n_boot=20_000)  # seeded: a report rebuilds to the same digits
     point, cis = rliable.get_interval_estimates({"arm": scores}, lambda x: np.array([metrics.iqm(x)]), reps=20_000)
     assert ours.point == pytest.approx(point["arm"][0])
-    assert ours.low == pytest.approx(cis["arm"][0, 0], abs=0.02) and ours.high == pytest.approx(
-        cis["arm"][1, 0], abs=0.02
+    # IQM of 8 seeds has a discrete bootstrap distribution: rliable's own bounds move by one step (0.025 here)
+    # from call to call, so agreement is within two steps
+    assert ours.low == pytest.approx(cis["arm"][0, 0], abs=0.05) and ours.high == pytest.approx(
+        cis["arm"][1, 0], abs=0.05
     )

@@ -19,13 +19,16 @@ ENV = f"broken_envs:{LINE_ID}"
 
 def constant_policy(path: Path, torque: float) -> Path:
     """A PPO model whose deterministic action is a constant push: 0 stays in the safe band, 1 drives out of it."""
-    from stable_baselines3 import PPO
+    import gymnasium as gym
 
-    model = PPO("MlpPolicy", ENV, seed=0, device="cpu", n_steps=64, batch_size=64)
+    from taxbench.policies import make_learner
+    from taxbench.policies.safe_load import save_policy
+
+    model = make_learner("ppo", gym.make(ENV), seed=0, device="cpu", hyperparams={"n_steps": 64, "batch_size": 64})
     with torch.no_grad():
         model.policy.action_net.weight.zero_()
         model.policy.action_net.bias.fill_(torque)
-    model.save(path)
+    save_policy(model, path, env_id=ENV)  # with its JSON sidecar: the gate loads it without unpickling
     return path
 
 

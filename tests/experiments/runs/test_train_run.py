@@ -129,5 +129,5 @@ def test_evaluate_run(tmp_path, tiny_config):
     assert status["state"] == "done" and status["summary"]["episodes"] == 2 and status["summary"]["train_steps"] == 128
 
     (folder / "model.zip").write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="cannot load"):
+    with pytest.raises(ValueError, match="not a readable model zip"):
         evaluate_run(folder)
