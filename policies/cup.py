@@ -31,7 +31,6 @@ from .ppo_lag import PPOLagrangian
 __all__ = ["CUP"]
 
 
-
 def _per_sample(kl: th.Tensor) -> th.Tensor:
     """KL per sample: summed over action dimensions when the distribution reports them separately."""
     return kl.sum(dim=-1) if kl.ndim > 1 else kl

@@ -94,6 +94,7 @@ class WarpSim:
         wp.config.quiet = True  # before mujoco_warp initialises Warp: no banner
         wp.config.log_level = max(wp.config.log_level, wp.LOG_WARNING)  # no per-module "load on device" lines
         import mujoco_warp as mjw
+
         self._wp, self._mjw = wp, mjw
         self.num_worlds, self.frame_skip, self.dt = num_worlds, template.frame_skip, template.dt
         self._template = template
