@@ -87,7 +87,9 @@ def run_episode(
             raise ValueError(f"policy produced a non-finite action at episode {episode}, step {length}: {action}")
         obs, reward, terminated, truncated, info = env.step(action)
         done = bool(terminated or truncated)
-        total_return += float(reward)
+        # the env's own reward: an arm's wrapper may replace the learner's (Saute's overspent budget); the tax is
+        # measured on the task, the same for every arm
+        total_return += float(info.get("reward_task", reward))
         step_cost = _scalar(info.get("cost", 0.0)) or 0.0
         total_cost += step_cost
         violated = bool(info.get("violation", step_cost > 0))

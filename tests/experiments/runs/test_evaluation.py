@@ -76,3 +76,20 @@ def test_capability_metric_resolution():
     assert resolve_capability_metric(ENV_ID, None, "auto") == "return"  # no task, no declaration
     with pytest.raises(ValueError):
         resolve_capability_metric(ENV_ID, None, "speed")
+
+
+def test_capability_is_the_env_reward_even_when_an_arm_wrapper_replaces_the_learners():
+    """Saute replaces the learner's reward once the budget is spent; the evaluated return stays the task's."""
+    import numpy as np
+
+    from taxbench.experiments.runs.evaluation import evaluate_policy
+    from taxbench.policies.saute import make_saute_wrapper
+
+    class Fast:
+        def predict(self, obs, deterministic=True):
+            return np.ones(1, dtype=np.float32), None  # full torque: over the speed limit, the budget is spent
+
+    plain, _ = evaluate_policy(Fast(), ENV_ID, {"speed_limit": 0.5}, 2, 0)
+    sauted, _ = evaluate_policy(Fast(), ENV_ID, {"speed_limit": 0.5}, 2, 0, wrap_env=make_saute_wrapper(1.0))
+    assert [r["return"] for r in sauted] == [r["return"] for r in plain]
+    assert all(r["cost"] > 1.0 for r in sauted)  # the budget was overspent, so Saute's own reward differed
