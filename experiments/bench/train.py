@@ -39,7 +39,7 @@ def bench_train(
     import torch
 
     from taxbench.experiments.runs.config import RunConfig
-    from taxbench.experiments.runs.train import make_vec_env
+    from taxbench.experiments.runs.vec_envs import make_vec_env
     from taxbench.policies import make_learner
     from taxbench.policies.presets import preset_for
 

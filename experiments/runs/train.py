@@ -10,19 +10,16 @@ checkpoint; :func:`evaluate_run` re-evaluates a finished one.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import gymnasium
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import set_random_seed
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.vec_env import VecEnv
 
 from taxbench.experiments.runs.budgets import budget_callbacks, evaluate_budgets
 from taxbench.experiments.runs.checkpoint import (
@@ -37,6 +34,7 @@ from taxbench.experiments.runs.checkpoint import (
 )
 from taxbench.experiments.runs.config import RunConfig, load_run_config, write_run_config
 from taxbench.experiments.runs.policy_files import has_policy, load_run_policy, save_run_policy
+from taxbench.experiments.runs.progress_bar import RichProgressCallback
 from taxbench.experiments.runs.protocols import evaluate_and_write
 from taxbench.experiments.runs.resume_state import ResumeStateCallback, ResumeStateError, restore_resume_state
 from taxbench.experiments.runs.runfolder import (
@@ -52,56 +50,10 @@ from taxbench.experiments.runs.runfolder import (
     read_status,
     write_status,
 )
+from taxbench.experiments.runs.vec_envs import arm_env_wrapper, make_vec_env
 from taxbench.experiments.runs.warp_run import WarpSession
 
 log = logging.getLogger(__name__)
-
-# ----------------------------------------------------------------------------- progress bar
-
-
-class RichProgressCallback(BaseCallback):
-    """A ``rich`` progress bar over environment steps, with the latest return and cost.
-
-    On a terminal it refreshes live; elsewhere rich prints it once when training stops.
-    """
-
-    def __init__(self, total: int, description: str, latest: Callable[[], Mapping[str, Any] | None]) -> None:
-        super().__init__()
-        from rich import console, progress
-
-        self.total, self.latest = total, latest
-        self.progress = progress.Progress(
-            *progress.Progress.get_default_columns()[:2],
-            progress.MofNCompleteColumn(),
-            progress.TextColumn("{task.fields[stats]}"),
-            progress.TimeElapsedColumn(),
-            progress.TimeRemainingColumn(),
-            console=console.Console(stderr=True),
-        )
-        self.task = self.progress.add_task(description, total=total, stats="")
-        self.started = False
-
-    def _on_training_start(self) -> None:
-        self.progress.update(self.task, completed=self.model.num_timesteps)
-        self.progress.start()
-        self.started = True
-
-    def _on_step(self) -> bool:
-        if self.n_calls % 256 == 0:
-            self.progress.update(self.task, completed=min(self.model.num_timesteps, self.total))
-        return True
-
-    def _on_rollout_end(self) -> None:
-        row = self.latest() or {}
-        stats = "  ".join(f"{k} {row[k]:.3g}" for k in ("ep_return", "ep_cost") if isinstance(row.get(k), (int, float)))
-        self.progress.update(self.task, completed=min(self.model.num_timesteps, self.total), stats=stats)
-
-    def close(self) -> None:
-        """Stop the live display (idempotent)."""
-        if self.started:
-            self.progress.update(self.task, completed=min(self.model.num_timesteps, self.total))
-            self.progress.stop()
-            self.started = False
 
 
 # ----------------------------------------------------------------------------- run folder helpers
@@ -124,58 +76,6 @@ def _clear_run(run_dir: Path) -> None:
     for name in (CONFIG_FILE, PROGRESS_FILE, MODEL_FILE, EPISODES_FILE, EVENTS_FILE, STATUS_FILE):
         (run_dir / name).unlink(missing_ok=True)
     shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
-
-
-def _make_env_fn(
-    env_id: str, env_kwargs: Mapping[str, Any], seed: int, wrap: Callable[[gymnasium.Env], gymnasium.Env] | None = None
-) -> Callable[[], gymnasium.Env]:
-    def make() -> gymnasium.Env:
-        env = gymnasium.make(env_id, **dict(env_kwargs))
-        env = Monitor(wrap(env) if wrap is not None else env)
-        env.action_space.seed(seed)
-        return env
-
-    return make
-
-
-def arm_env_wrapper(cfg: RunConfig) -> Callable[[gymnasium.Env], gymnasium.Env] | None:
-    """The wrapper the run's arm puts around each env (the ``ppo-shield`` filter), or None."""
-    from taxbench.policies import env_wrapper
-
-    return env_wrapper(cfg.arm, dict(cfg.hyperparams))
-
-
-#: Set this environment variable to ``0`` to train on a ``DummyVecEnv`` even where batched physics is possible.
-BATCHED_PHYSICS_ENV_VAR = "TAXBENCH_BATCHED_PHYSICS"
-
-
-def make_vec_env(cfg: RunConfig, *, batched: bool | None = None) -> VecEnv:
-    """Build the ``n_envs`` training envs (arm wrapper, then Monitor) seeded ``seed``, ``seed + 1``, and so on.
-
-    With ``n_envs > 1``, no arm wrapper and a MuJoCo ``SafeRobotEnv``, the worlds are stepped together by
-    :class:`~taxbench.envs.core.vector.SafeRobotVectorEnv` (bit-identical to the ``DummyVecEnv``, faster);
-    ``batched=False`` or ``TAXBENCH_BATCHED_PHYSICS=0`` keeps the ``DummyVecEnv``.
-    """
-    wrap = arm_env_wrapper(cfg)
-    if batched is None:
-        batched = os.environ.get(BATCHED_PHYSICS_ENV_VAR, "1") != "0"
-    if batched and cfg.n_envs > 1 and wrap is None:
-        from taxbench.envs.core.vector import NotBatchableError, SafeRobotVectorEnv
-        from taxbench.policies.sb3_vec_env import SB3VectorEnv
-
-        try:
-            vec = SafeRobotVectorEnv.from_id(cfg.env_id, cfg.n_envs, env_kwargs=dict(cfg.env_kwargs), tune_threads=True)
-        except NotBatchableError:
-            pass
-        else:
-            for i, env in enumerate(vec.envs):
-                env.action_space.seed(cfg.seed + i)
-            batched_venv = SB3VectorEnv(vec)
-            batched_venv.seed(cfg.seed)
-            return batched_venv
-    venv = DummyVecEnv([_make_env_fn(cfg.env_id, cfg.env_kwargs, cfg.seed + i, wrap) for i in range(cfg.n_envs)])
-    venv.seed(cfg.seed)
-    return venv
 
 
 def evaluate_arm(

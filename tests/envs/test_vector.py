@@ -121,7 +121,7 @@ def test_ppo_trains_on_the_sb3_adapter():
 
 def test_make_vec_env_batches_mujoco_envs_and_keeps_dummy_otherwise(monkeypatch):
     from taxbench.experiments.runs.config import RunConfig
-    from taxbench.experiments.runs.train import make_vec_env
+    from taxbench.experiments.runs.vec_envs import make_vec_env
 
     cfg = RunConfig(env_id="taxbench/HalfCheetahVelocity-v0", arm="ppo", n_envs=2, seed=5)
     batched, plain = make_vec_env(cfg), make_vec_env(cfg, batched=False)
