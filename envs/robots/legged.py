@@ -18,6 +18,10 @@ from taxbench.envs.core.assets import gymnasium_model
 from taxbench.envs.core.numerics import all_finite, clip
 from taxbench.envs.core.sim_api import Marker, Sim
 
+#: Drawn half-size of the floor, m: a 1,000-step episode at 15 m/s (a fast HalfCheetah) stays on it.
+#: Gymnasium's models draw 20-40 m; the floor collides as an infinite plane either way.
+FLOOR_HALF_EXTENT_M = 1000.0
+
 if TYPE_CHECKING:
     from taxbench.envs.core.batch import BatchContext
     from taxbench.envs.sim.mujoco_sim import MujocoSim
@@ -69,7 +73,15 @@ class LeggedRobot:
             )
         from taxbench.envs.sim.mujoco_sim import MujocoSim
 
-        return MujocoSim(gymnasium_model(self.model_file), self.frame_skip, markers, track_body=self.root_body)
+        framed = tuple(m.name for m in markers if m.name == "goal" or m.name.startswith("hazard"))
+        return MujocoSim(
+            gymnasium_model(self.model_file),
+            self.frame_skip,
+            markers,
+            track_body=self.root_body,
+            frame_bodies=framed,
+            floor_half_extent_m=FLOOR_HALF_EXTENT_M,
+        )
 
     def action_space(self, sim: Sim) -> spaces.Box:
         """Box over the actuators' control range (torque fraction, [-1, 1] for these models)."""

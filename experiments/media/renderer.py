@@ -74,6 +74,10 @@ BODY_LABELS = (
     ("target", "target"),
 )
 
+#: Anti-aliasing samples of rollout frames: 0 (off) renders 3x as fast as MuJoCo's default 4 on a software GL,
+#: which is what keeps ``rollout --compare`` of a 1,000-step Ant with its clips under a minute on 2 cores.
+RENDER_SAMPLES = 0
+
 #: Folder of a run that holds its videos, clips, contact sheet and ``media.json``.
 MEDIA_DIR = "media"
 
@@ -192,6 +196,8 @@ class RunRenderer:
         self.sim = getattr(self.unwrapped, "sim", None)
         if self.sim is None or not hasattr(self.sim, "restore_state"):
             raise ValueError(f"{run.cfg.env_id} has no taxbench sim: rollout videos need a SafeRobotEnv")
+        if hasattr(self.sim, "set_render_samples"):
+            self.sim.set_render_samples(RENDER_SAMPLES)
         self.dt = float(self.sim.dt)
         self.terms = {
             t.name: TermSpec(

@@ -147,3 +147,17 @@ def _is_robot(sim, body: int, root: str) -> bool:
             return True
         body = model.body_parentid[body]
     return False
+
+
+@pytest.mark.parametrize("size", [(16, 16), (32, 24), (64, 48)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_hud_on_tiny_frames_keeps_out_of_the_red_frame(panda_frames, size):
+    from PIL import Image
+
+    raw = np.asarray(Image.fromarray(panda_frames[(320, 240)]).resize(size))
+    good = annotate(raw, _hud(False))
+    inset = hud_inset(raw.shape)
+    band = np.ones(raw.shape[:2], bool)
+    band[inset:-inset, inset:-inset] = False
+    assert not (good != raw).any(axis=-1)[band].any()
+    for x0, y0, x1, y1 in hud_boxes(_hud(True), raw.shape):
+        assert inset <= x0 < x1 <= size[0] - inset and inset <= y0 < y1 <= size[1] - inset

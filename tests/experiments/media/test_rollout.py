@@ -221,7 +221,9 @@ def test_cli_rollout_gif_and_bad_input(runs, tmp_path, capsys):
     video = read_video(out)
     assert video.shape[1:] == (48, 64, 3) and 1 <= len(video) <= 11
     assert str(out) in capsys.readouterr().out.replace("\n", "")
-    assert main(["rollout", str(tmp_path / "missing")]) == 2
+    with pytest.raises(SystemExit) as refused:  # a run folder that is not there: refused by the parser
+        main(["rollout", str(tmp_path / "missing")])
+    assert refused.value.code == 2
     assert main(["rollout", str(runs["ppo"]), "--out", str(tmp_path / "x.avi")]) == 2
     assert main(["rollout", str(runs["ppo"]), "--compare", str(runs["ppo"])]) == 2
     assert "does not exist" in capsys.readouterr().err
