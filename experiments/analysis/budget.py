@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -130,6 +131,12 @@ def tax_over_training_figure(data: ReportData, path: Path) -> Path | None:
                 ax.plot(xs, ys, marker="o", color=color, label=label, markerfacecolor="none" if infeasible else color)
                 ax.fill_between(xs, lo, hi, color=color, alpha=0.2, linewidth=0)
         for ax, name in zip(row_axes, ("alignment tax τ(t)", "safety gain g(t)"), strict=True):
+            if not any(np.isfinite(line.get_ydata()).any() for line in ax.get_lines()):
+                # nothing measurable at any budget (e.g. C_unc ≈ 0): say so instead of drawing empty axes
+                ax.text(0.5, 0.5, f"{name}: undefined at every budget", ha="center", va="center", fontsize=9,
+                        transform=ax.transAxes)  # fmt: skip
+                ax.set_axis_off()
+                continue
             ax.set_xscale("log", base=2)
             ax.axhline(0, color="grey", linewidth=0.8)
             ax.set_xlabel("env steps trained")

@@ -136,3 +136,15 @@ def test_envs_table_fits_the_width_and_wraps_thresholds_not_task_names(width):
     top = next(line for line in lines if line.startswith("┏"))
     task_width = len(top.split("┳")[1]) - 2  # minus the cell padding
     assert task_width >= 20 and max(len(cell) for cell in task_cells) >= 18, (task_width, task_cells)
+
+
+def test_sweep_builds_wrapper_arms_on_their_wrapped_env_before_any_run(tmp_path):
+    """saute and ppo-shield need their env wrapper: the pre-run learner check builds them the way training does."""
+    from taxbench.experiments.cli.run_options import check_learners
+    from taxbench.experiments.runs.sweep import SweepSpec, sweep_jobs
+
+    spec = SweepSpec(
+        envs=("taxbench/PandaReach-v0",), arms=("saute", "ppo-shield", "cpo"), intensities=("off", "strict"),
+        seeds=(0,), steps=64, out=tmp_path,
+    )  # fmt: skip
+    check_learners(job.cfg for job in sweep_jobs(spec))  # raises UsageError on a learner that cannot be built
