@@ -25,10 +25,10 @@ Table = tuple[list[str], list[list[str]]]
 
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:0.85em}
-th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
-th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
-td{white-space:nowrap}td.note{text-align:left;color:#8a4b00;white-space:normal;min-width:16em;max-width:28em}
+table{border-collapse:collapse;margin:1em 0;font-size:0.85em;width:100%}
+th,td{border:1px solid #ccc;padding:3px 6px;text-align:right;overflow-wrap:anywhere}
+th{background:#f0f0f0;position:sticky;top:0}td:first-child,th:first-child{text-align:left}
+td.note{text-align:left;color:#8a4b00;min-width:12em}
 .scroll{overflow-x:auto}
 img{max-width:100%;border:1px solid #eee}
 figure{margin:1.5em 0}figcaption{font-style:italic;color:#555}
@@ -242,7 +242,11 @@ def _sections(data: ReportData) -> list[tuple[str, str, Table | None]]:
         ("dose_response.png", "Dose-response per env", cells_table(data)),
         ("pareto.png", "Pareto front", None),
         ("tax_by_task.png", "Tax by task type", breakdown_table(data, "task")),
-        ("tax_by_constraint.png", "Tax by constraint type", breakdown_table(data, "constraint")),
+        (
+            "tax_by_constraint.png",
+            "Each env's tax listed under every constraint it has (not a per-constraint attribution)",
+            breakdown_table(data, "constraint"),
+        ),
         ("learning_curves.png", "Learning curves", None),
         ("break_even.png", "Break-even violation price", None),
         ("tax_over_training.png", "Tax over training", budget_table(data)),

@@ -35,7 +35,10 @@ PROBE = """JSON.stringify({
       w: i.getBoundingClientRect().width, h: i.getBoundingClientRect().height,
       figure: i.closest('figure') ? i.closest('figure').id : null})),
   tables: Array.from(document.querySelectorAll('table')).map(t => ({id: t.id, rows: t.tBodies[0].rows.length,
-      w: t.getBoundingClientRect().width, h: t.getBoundingClientRect().height})),
+      w: t.getBoundingClientRect().width, h: t.getBoundingClientRect().height,
+      overflow: t.scrollWidth - t.parentElement.clientWidth,
+      right: t.getBoundingClientRect().right, viewport: document.documentElement.clientWidth,
+      emptyHeaders: Array.from(t.tHead.rows[0].cells).filter(c => !c.textContent.trim()).length})),
   links: Array.from(document.querySelectorAll('a')).map(a => a.getAttribute('href'))
 })"""
 
@@ -158,4 +161,7 @@ def check_page(chromium, html, data):
     expected_rows = {"headline": len(data.headline), "dose_response": len(data.cells), "runs": len(data.runs)}
     for table_id, table in tables.items():
         assert table["rows"] == expected_rows.get(table_id, table["rows"]) > 0 and table["w"] > 0 and table["h"] > 0
+        # every column visible at 1,280 px: the table fits its container and the page, and every column is labelled
+        assert table["overflow"] <= 1 and table["right"] <= table["viewport"], (table_id, table)
+        assert table["emptyHeaders"] == 0, table_id
     assert chromium.errors() == []
