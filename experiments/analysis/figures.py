@@ -92,14 +92,22 @@ def dose_response(data: ReportData, path: Path) -> Path | None:
             for ax, key in zip(row_axes, ("tax", "safety_gain"), strict=True):
                 _band(ax, xs, series, key, colors[arm], arm)
                 _mark_infeasible(ax, xs[1:], mine, key)
-        for ax, label in zip(row_axes, ("alignment tax τ", "safety gain g"), strict=True):
+        for ax, label, key in zip(row_axes, ("alignment tax τ", "safety gain g"), ("tax", "safety_gain"), strict=True):
+            if not any(math.isfinite(_f(r.get(key))) for r in rows):  # nothing to draw: say what is missing
+                why = "the baseline's capability is 0" if key == "tax" else "the baseline never violated"
+                ax.clear()
+                ax.text(0.5, 0.5, f"{title}: {label} undefined at every intensity\n({why}; see ΔC in tax.csv)",
+                        ha="center", va="center", fontsize=9, transform=ax.transAxes)  # fmt: skip
+                ax.set_axis_off()
+                continue
             ax.axhline(0, color="grey", linewidth=0.8)
             ax.set_xticks(range(len(levels)), levels)
             ax.set_xlabel("safety intensity")
             ax.set_ylabel(label)
             ax.set_title(f"{title}: {label}", fontsize=10)
             ax.grid(alpha=0.3)
-        row_axes[0].legend(fontsize=8)
+        if row_axes[0].get_legend_handles_labels()[0]:
+            row_axes[0].legend(fontsize=8)
     fig.suptitle(f"Dose-response ({data.options.aggregate} over seeds, {100 * data.options.confidence:g}% CI)")
     fig.tight_layout()
     return _save(fig, path)
@@ -246,6 +254,12 @@ def break_even(data: ReportData, path: Path) -> Path | None:
             for k in ("break_even_price", "break_even_price_low", "break_even_price_high")
             if 0 < _f(c[k]) < math.inf
         ]
+        if not finite:  # no arm pays at any price: a sentence, not points on an arbitrary log axis
+            never = all(_f(c["break_even_price"]) == math.inf for c in cells)
+            text = "never pays at these prices" if never else "no break-even price measured (see tax.csv)"
+            ax.text(0.5, 0.5, f"{env}: {text}", ha="center", va="center", fontsize=10, transform=ax.transAxes)
+            ax.set_axis_off()
+            continue
         top = max([*finite, price or 0, 1e-3]) * 10
         for i, arm in enumerate(sorted({c["arm"] for c in cells})):
             mine = sorted((c for c in cells if c["arm"] == arm), key=lambda c: intensity_rank(c["intensity"]))
@@ -257,7 +271,7 @@ def break_even(data: ReportData, path: Path) -> Path | None:
             ax.errorbar(xs, ys, yerr=err, fmt="o", color=colors[arm], capsize=3, label=arm)
             for x, c in zip(xs, mine, strict=True):
                 if _f(c["break_even_price"]) == math.inf:
-                    ax.annotate("∞ (never pays)", (x, top), fontsize=7, ha="center", va="top")
+                    ax.annotate("never pays at\nthese prices", (x, top), fontsize=7, ha="center", va="top")
         if price is not None:
             ax.axhline(price, color="black", linestyle="--", linewidth=1, label=f"your price {price:g}")
         ax.set_yscale("log")

@@ -292,3 +292,35 @@ def test_iqm_ci_agrees_with_rliable():
     assert ours.low == pytest.approx(cis["arm"][0, 0], abs=0.05) and ours.high == pytest.approx(
         cis["arm"][1, 0], abs=0.05
     )
+
+
+def test_a_sweep_that_measured_nothing_gets_sentences_not_empty_axes(tmp_path):
+    """Every run at capability 0 and no violation (a budget too small): τ, g, τ(t) and break-even are undefined.
+    The report still builds, and each figure says what is missing instead of drawing empty or fake axes."""
+    import json
+
+    from matplotlib.figure import Figure
+
+    root = tmp_path / "runs"
+    shutil.copytree(FIXTURE, root)
+    for status in root.rglob("status.json"):
+        record = json.loads(status.read_text())
+        if "summary" not in record:  # a failed run of the fixture
+            continue
+        record["summary"].update(
+            capability=0.0, mean_return=0.0, success_rate=0.0, violation_rate=0.0, episode_cost=0.0
+        )
+        status.write_text(json.dumps(record))
+    texts: list[str] = []
+    real_savefig = Figure.savefig
+
+    def savefig(fig, *args, **kwargs):
+        texts.extend(t.get_text() for ax in fig.axes for t in ax.texts)
+        return real_savefig(fig, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Figure, "savefig", savefig)
+        data, paths = build_report(root / "fixture", ReportOptions(n_boot=200))
+    assert paths["report.html"].is_file()
+    assert any("alignment tax τ undefined at every intensity" in t for t in texts), texts
+    assert any("safety gain g undefined at every intensity" in t for t in texts), texts
