@@ -209,12 +209,30 @@ def honest_pair_summary(
     return out
 
 
+def _all_zero(summary: Mapping[str, Any], keys: tuple[str, ...]) -> bool:
+    """Whether every one of these per-arm estimates is there and exactly 0 (point of an Estimate or its dict)."""
+    points = []
+    for key in keys:
+        value = summary.get(key)
+        point = getattr(value, "point", value.get("point") if isinstance(value, Mapping) else value)
+        points.append(point)
+    return all(isinstance(p, int | float) and p == 0 for p in points)
+
+
 def pair_warnings(summary: Mapping[str, Any]) -> list[str]:
     """One-line warnings (headline protocol): infeasible arm, λ never bound, disagreement, wide CIs, convergence."""
     p = summary["protocol"]
     out = []
+    if _all_zero(summary, ("capability_unc", "capability_safe", "violation_rate_unc", "violation_rate_safe")):
+        out.append(
+            "this budget measured no tax: both arms score 0 on capability and on violations; train longer "
+            "(--steps) until the unconstrained arm succeeds and violates"
+        )
     if summary.get("constraint_bound") is False:
-        out.append(f"{NEVER_BOUND} (λ stayed 0 in every constrained run)")
+        out.append(
+            f"{NEVER_BOUND} (λ stayed 0 in every constrained run: both arms are the same learner); train longer "
+            "(--steps) or lower the limit (--cost-limit, --intensity strict) so that it binds"
+        )
     if summary["feasible"] == INFEASIBLE:
         out.append(
             f"constrained arm INFEASIBLE under {p} evaluation ({summary['infeasible_seeds']} of "

@@ -193,3 +193,17 @@ def test_a_bound_feasible_arm_gets_a_plain_tax_split_in_two():
     assert out["tau_constraint"].point == pytest.approx(1 - 700 / 900)
     assert isinstance(out["prob_improvement"], Estimate) and out["prob_improvement"].point == 1.0
     assert np.isfinite(out["tax_ci_width"])
+
+
+def test_a_budget_that_measured_nothing_says_so_and_what_to_change():
+    """Both arms at capability 0 and no violation (PandaReach at 8k steps): one line says no tax was measured."""
+    unc = [_run(s, 0.0, 0.0, 0.0, 0.0, arm="ppo") for s in (0, 1)]
+    safe = [_run(s, 0.0, 0.0, 0.0, 0.0) for s in (0, 1)]
+    text = " ".join(honest_pair_summary(unc, safe, "deterministic", n_boot=200)["warnings"])
+    assert "this budget measured no tax" in text and "--steps" in text
+    assert "lower the limit" in text  # λ never left 0 either: what would make the constraint bind
+    busy = [_run(s, 900.0, 50.0, 700.0, 40.0, arm="ppo") for s in (0, 1)]
+    working = [_run(s, 600.0, 10.0, 500.0, 12.0, bound=True) for s in (0, 1)]
+    assert "measured no tax" not in " ".join(
+        honest_pair_summary(busy, working, "deterministic", n_boot=200)["warnings"]
+    )
