@@ -127,14 +127,7 @@ def nonneg_float(text: str, what: str = "a number") -> float:
 
 def cost_limit_arg(text: str) -> float:
     """Argparse type of ``--cost-limit`` (cost per episode), checked by the same function the learners use."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number (cost per episode), got {text!r}") from None
-    try:
-        return check_cost_limit(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}") from None
+    return check_cost_limit(nonneg_float(text, "a number (cost per episode)"))
 
 
 def device_arg(text: str) -> str:
