@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from taxbench.experiments.analysis.budget import budget_table
 from taxbench.experiments.analysis.figures import FIGURES
+from taxbench.experiments.analysis.protocol_gap import gap_lines, protocol_gaps
 from taxbench.experiments.runs.runfolder import atomic_write_text
 
 if TYPE_CHECKING:
@@ -211,6 +212,10 @@ def _intro(data: ReportData) -> list[str]:
         f"within each env). Levels are interquartile means.",
         f"Value per success X = {x}; price per violation Y = {y}. Net value per episode = X·C − Y·K, K the "
         f"violating steps per episode; the break-even price is the Y above which the constrained arm is worth more.",
+        f"Protocols: every table and the dose-response, Pareto and break-even figures evaluate the "
+        f"{data.options.protocol} policy on seeded episodes; the learning curves show the training episodes, played "
+        "by the stochastic policy. Where the two differ by more than half, it is said below.",
+        *gap_lines(protocol_gaps(data.runs, data.curves)),
     ]
 
 
@@ -247,7 +252,7 @@ def _sections(data: ReportData) -> list[tuple[str, str, Table | None]]:
             "Each env's tax listed under every constraint it has (not a per-constraint attribution)",
             breakdown_table(data, "constraint"),
         ),
-        ("learning_curves.png", "Learning curves", None),
+        ("learning_curves.png", "Learning curves (training episodes: the stochastic policy)", None),
         ("break_even.png", "Break-even violation price", None),
         ("tax_over_training.png", "Tax over training", budget_table(data)),
     ]

@@ -324,3 +324,34 @@ def test_a_sweep_that_measured_nothing_gets_sentences_not_empty_axes(tmp_path):
     assert paths["report.html"].is_file()
     assert any("alignment tax τ undefined at every intensity" in t for t in texts), texts
     assert any("safety gain g undefined at every intensity" in t for t in texts), texts
+
+
+def test_report_names_its_protocols_and_flags_a_gap_between_curves_and_tables(tmp_path):
+    """Curves are training episodes (stochastic policy), tables the deterministic policy: a big gap is said."""
+    import csv
+    import json
+
+    root = tmp_path / "runs"
+    shutil.copytree(FIXTURE, root)
+
+    def set_training_return(run, value):
+        progress = run / "progress.csv"
+        rows = list(csv.DictReader(progress.open()))
+        for row in rows:
+            row["ep_return"] = str(value)
+        with progress.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+    for status in (root / "fixture").rglob("status.json"):  # training episodes earn what the evaluation measured
+        summary = json.loads(status.read_text()).get("summary")
+        if summary and (status.parent / "progress.csv").exists():
+            set_training_return(status.parent, summary["mean_return"])
+    quiet = build_report(root / "fixture", ReportOptions(n_boot=200))[1]["report.md"].read_text()
+    assert "the learning curves show the training episodes, played by the stochastic policy" in quiet
+    assert "Protocol gap" not in quiet
+    for run in (root / "fixture" / "Velocity-v0" / "ppo-off").glob("seed*"):
+        set_training_return(run, -5000)  # training episodes far below what the deterministic policy earns
+    text = build_report(root / "fixture", ReportOptions(n_boot=200))[1]["report.md"].read_text()
+    assert "Protocol gap: Velocity-v0 ppo-off" in text
