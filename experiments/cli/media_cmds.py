@@ -7,6 +7,7 @@ does not load imageio or the renderers.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from taxbench.experiments.cli.options import out_file_arg, positive_int, run_dir_arg, seed_arg
@@ -137,6 +138,8 @@ def cmd_rollout(args: argparse.Namespace, console: Any, err_console: Any) -> int
             str(media["media"]),
         )
     console.print(table)
+    for line in measured_nothing([args.run_dir, *([args.compare] if args.compare else [])]):
+        err_console.print(f"note: {line}", highlight=False, soft_wrap=True)
     for label, media in result["runs"].items():
         if media["events_not_reproduced"]:
             err_console.print(
@@ -165,3 +168,27 @@ def cmd_view(args: argparse.Namespace, console: Any, err_console: Any) -> int:
         return 1
     console.print(f"viewer closed after {steps} steps", highlight=False)
     return 0
+
+
+def measured_nothing(run_dirs: list[Any]) -> list[str]:
+    """Why these videos may show no safety story: runs that score 0 and never violate, or a constraint that never bound.
+
+    Read from each run's status.json summary and progress.csv ``lambda`` column.
+    """
+    from taxbench.experiments.metrics.feasibility import constraint_bound
+    from taxbench.experiments.runs.runfolder import PROGRESS_FILE, read_csv_rows, read_status
+
+    lines: list[str] = []
+    summaries = [(read_status(d) or {}).get("summary", {}) for d in run_dirs]
+    if summaries and all(s.get("capability") == 0 and s.get("violation_rate") == 0 for s in summaries):
+        lines.append(
+            "this budget measured nothing: every run shown scores 0 and never violates (train longer, --steps)"
+        )
+    for run_dir in run_dirs:
+        progress = Path(run_dir) / PROGRESS_FILE
+        if progress.is_file() and constraint_bound(row.get("lambda") for row in read_csv_rows(progress)) is False:
+            lines.append(
+                f"{Path(run_dir).parent.name}: λ never left 0, so it is its unconstrained learner and the panels "
+                "show the same policy; this budget measured no tax (more --steps or a lower --cost-limit)"
+            )
+    return lines

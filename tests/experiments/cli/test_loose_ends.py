@@ -148,3 +148,20 @@ def test_sweep_builds_wrapper_arms_on_their_wrapped_env_before_any_run(tmp_path)
         seeds=(0,), steps=64, out=tmp_path,
     )  # fmt: skip
     check_learners(job.cfg for job in sweep_jobs(spec))  # raises UsageError on a learner that cannot be built
+
+
+def test_rollout_says_when_the_runs_shown_measured_nothing(tmp_path):
+    from taxbench.experiments.cli.media_cmds import measured_nothing
+    from taxbench.experiments.runs.runfolder import write_status
+
+    unc, lag = tmp_path / "ppo-off" / "seed0", tmp_path / "ppo-lag-d25" / "seed0"
+    for run, lam in ((unc, ""), (lag, "0.0")):
+        run.mkdir(parents=True)
+        write_status(run, "done", summary={"capability": 0.0, "violation_rate": 0.0})
+        (run / "progress.csv").write_text(f"steps,ep_return,lambda\n512,0.0,{lam}\n1024,0.0,{lam}\n")
+    lines = measured_nothing([unc, lag])
+    assert any("measured nothing" in line for line in lines)
+    assert any(line.startswith("ppo-lag-d25: λ never left 0") for line in lines)
+    (lag / "progress.csv").write_text("steps,ep_return,lambda\n512,3.0,0.0\n1024,5.0,0.4\n")
+    write_status(lag, "done", summary={"capability": 5.0, "violation_rate": 0.0})
+    assert measured_nothing([unc, lag]) == []
