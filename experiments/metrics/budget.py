@@ -56,7 +56,8 @@ def convergence(capability: Mapping[str, Mapping[int, float]], tol: float = CONV
         tol: Largest allowed relative change over the last doubling.
 
     Returns:
-        ``converged`` (True, False, or None when some arm lacks the ``T/2`` point), ``changes``
+        ``converged`` (True, False, or None when some arm lacks the ``T/2`` point or when every arm is still at
+        capability 0 at both budgets: nothing has been learned, so nothing has settled), ``changes``
         (``{arm: relative change}``) and ``rule`` (the rule in words).
     """
     changes: dict[str, float] = {}
@@ -67,7 +68,10 @@ def convergence(capability: Mapping[str, Mapping[int, float]], tol: float = CONV
             continue
         changes[arm] = relative_change(points[budgets[-2]], points[budgets[-1]])
     known = [c for c in changes.values() if math.isfinite(c)]
-    if not changes or len(known) < len(changes):
+    flat_zero = all(
+        len(points) >= 2 and all(points[b] == 0 for b in sorted(points)[-2:]) for points in capability.values()
+    )
+    if not changes or len(known) < len(changes) or flat_zero:
         converged = None
     else:
         converged = all(c <= tol for c in known)

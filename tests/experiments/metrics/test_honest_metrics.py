@@ -207,3 +207,11 @@ def test_a_budget_that_measured_nothing_says_so_and_what_to_change():
     assert "measured no tax" not in " ".join(
         honest_pair_summary(busy, working, "deterministic", n_boot=200)["warnings"]
     )
+
+
+def test_nothing_learned_is_not_convergence():
+    from taxbench.experiments.metrics.budget import convergence
+
+    assert convergence({"ppo": {1: 0.0, 2: 0.0}, "ppo-lag": {1: 0.0, 2: 0.0}})["converged"] is None
+    assert convergence({"ppo": {1: 0.9, 2: 0.92}, "ppo-lag": {1: 0.5, 2: 0.52}})["converged"] is True
+    assert convergence({"ppo": {1: 0.0, 2: 0.5}, "ppo-lag": {1: 0.0, 2: 0.0}})["converged"] is False
