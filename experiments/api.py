@@ -15,6 +15,7 @@ same files; it returns what those files say::
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -120,18 +121,12 @@ def _argv(options: Mapping[str, Any]) -> list[str]:
         if value is True:
             argv.append(flag)
         elif name == "env_kwargs":
-            argv += [a for key, v in dict(value).items() for a in ("--env-kwarg", f"{key}={_json(v)}")]
+            argv += [a for key, v in dict(value).items() for a in ("--env-kwarg", f"{key}={json.dumps(v)}")]
         elif isinstance(value, list | tuple):
             argv += [flag, *(str(v) for v in value)]
         else:
             argv += [flag, str(value)]
     return argv
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value)
 
 
 def pair(

@@ -12,23 +12,17 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from taxbench.experiments.analysis.runtable import to_float
+
 #: A gap is flagged when |training − evaluated| exceeds this fraction of the larger magnitude (and 1 return unit).
 GAP_FRACTION = 0.5
 #: Training return = the mean of the last this-many progress rows with episodes (smooths one noisy rollout).
 LAST_ROWS = 3
 
 
-def _number(value: Any) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return out
-
-
 def final_training_return(progress: Sequence[Mapping[str, Any]]) -> float:
     """Mean ``ep_return`` of the last :data:`LAST_ROWS` progress rows that finished episodes (NaN without any)."""
-    values = [_number(row.get("ep_return")) for row in progress]
+    values = [to_float(row.get("ep_return")) for row in progress]
     values = [v for v in values if math.isfinite(v)][-LAST_ROWS:]
     return sum(values) / len(values) if values else math.nan
 
@@ -50,7 +44,7 @@ def protocol_gaps(
     for row in runs:
         if row.get("state") != "done":
             continue
-        train, evaluated = final_training_return(curves.get(row["path"], [])), _number(row.get("mean_return"))
+        train, evaluated = final_training_return(curves.get(row["path"], [])), to_float(row.get("mean_return"))
         if math.isfinite(train) and math.isfinite(evaluated):
             cells[(row["env"], row["arm"], row["intensity"])].append((train, evaluated))
     gaps = []

@@ -25,11 +25,9 @@ log = logging.getLogger(__name__)
 
 def warp_device(device: str) -> str:
     """The device of a Warp run: ``auto`` is CUDA when torch sees one, else Warp's CPU device (slow: tests only)."""
-    if device != "auto":
-        return device
-    import torch
+    from taxbench.policies.registry import resolve_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return resolve_device(device)
 
 
 def warp_config(cfg: RunConfig) -> Any:
