@@ -99,8 +99,11 @@ def load_policy(target: str | Path, env_id: str | None, trust_pickle: bool = Fal
             config = raw.get("config", raw)
     else:
         model_path = path
-    if path.is_dir() and has_policy(path) and not model_path.is_file():  # a run trained on the GPU path
-        cfg = RunConfig.from_dict(config)
+    try:
+        cfg = RunConfig.from_dict(config) if config else None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{target}: config.json is not a valid run config: {exc}") from None
+    if cfg is not None and not model_path.is_file() and has_policy(path):  # a run trained on the GPU path
         if env_id not in (None, cfg.env_id):
             raise ValueError(f"{target} was trained on {cfg.env_id}; a GPU-path policy is gated on its own env")
         return load_run_policy(path, cfg), cfg.env_id, dict(cfg.env_kwargs)
@@ -110,10 +113,6 @@ def load_policy(target: str | Path, env_id: str | None, trust_pickle: bool = Fal
     if not env_id:
         raise ValueError(f"{target} has no config.json naming its env: pass --env")
     env_kwargs = dict(config.get("env_kwargs", {})) if config.get("env_id") == env_id else {}
-    try:
-        cfg = RunConfig.from_dict(config) if config else None
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{target}: config.json is not a valid run config: {exc}") from None
     model = load_model_for_env(model_path, env_id, env_kwargs, cfg, trust_pickle=trust_pickle)
     return model, env_id, env_kwargs
 
