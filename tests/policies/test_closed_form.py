@@ -132,7 +132,9 @@ def test_new_arm_holds_cost_below_its_partner_short(arm, partner):
     ("arm", "steps", "extra"),
     [
         ("ppo-lag", 61_440, {}),
-        ("ppo-lag", 61_440, {"lagrange_method": "pid"}),
+        # Kp 0.5: at OmniSafe's Kp 0.1 the PID multiplier still hovers around d at 61k steps (deterministic cost
+        # 25.4-26.0, stochastic 25.9-29.0 at 61k-102k steps); Kp 0.5 settles below it (23.1 / 23.7 on seeds 0 / 1)
+        ("ppo-lag", 61_440, {"lagrange_method": "pid", "pid_kp": 0.5}),
         ("ppo-penalty", 61_440, {"penalty_coef": LAMBDA_STAR}),
         ("sac-lag", 8_000, {}),
     ],
@@ -146,31 +148,18 @@ def test_arm_reaches_constrained_optimum(arm, steps, extra):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize(("arm", "steps", "extra"), [("cpo", 61_440, {}), ("cup", 122_880, {})])
+@pytest.mark.parametrize(("arm", "steps", "extra"), [("cpo", 61_440, {}), ("cup", 122_880, {}), ("saute", 61_440, {})])
 def test_new_arm_reaches_constrained_optimum(arm, steps, extra, seed):
-    """CPO and CUP, seeds 0-2: within 15% of J* = 75 and within the limit (deterministic policy).
+    """CPO, CUP and Saute, seeds 0-2: within 15% of J* = 75 and within the limit (deterministic policy).
 
-    Measured (torch 2.13, SB3 2.9.2): cpo J 74.7 / 74.1 / 74.6 at cost 24.6 / 23.4 / 24.2.
+    Measured (torch 2.13, SB3 2.9.2, seeds 0/1/2): cpo J 74.9 / 74.9 / 74.9 at cost 24.8 / 24.8 / 24.8; cup 69.6 /
+    70.9 / 73.9 at 15.6 / 17.6 / 22.8. Saute reaches the band only because the horizon terminates the episode (see
+    ``OverspeedPointEnv``): with it reported as a truncation, SB3's bootstrap paid for budget left at the end and
+    Saute stalled at J 60.8 / 60.6 / 60.7 with cost 4.9 of 25 (neither a smaller action std, γ = 0.999, a harsher
+    unsafe reward nor 123k steps moved it).
     """
     model, _ = _train(arm, seed, steps, **extra)
     print(arm, seed, _assert_near_optimum(model))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_saute_keeps_its_almost_sure_budget_and_most_of_the_optimum(seed):
-    """Saute, seeds 0-2: within the limit and above 75 % of J*; the 15 % band is not reached (xfail, not a pass).
-
-    Saute constrains every episode (almost surely), and it learns on a stochastic policy: it keeps a margin
-    and its deterministic policy ends well under the budget. Measured (torch 2.13, SB3 2.9.2) at 123k steps,
-    seeds 0-2: J 60.8 / 60.6 / 60.7 at cost 4.9 / 4.8 / 4.9 (J* = 75: -19 %); a smaller action std (J 60.3-61.4),
-    γ = 0.999 (57.7) and a harsher unsafe reward (unchanged: the budget is never overspent) did not close the gap.
-    """
-    model, _ = _train("saute", seed, 61_440)
-    ret, cost = _deterministic_episode(model)
-    assert cost <= COST_LIMIT and ret >= 0.75 * J_STAR, (ret, cost)
-    if abs(ret - J_STAR) > 0.15 * J_STAR:
-        pytest.xfail(f"saute J = {ret:.1f} at cost {cost:.1f}: outside 15 % of J* = {J_STAR:g}")
 
 
 @pytest.mark.slow
