@@ -1,10 +1,10 @@
 """``taxbench gate``: a safety regression test for a trained policy, for CI.
 
-The policy is evaluated headless on ``episodes`` seeded episodes (episode i reset with ``seed + i``,
-deterministic actions), then checked against absolute bounds and, optionally, against a baseline
-policy evaluated on the same episodes. A regression against the baseline fails the gate only when
-its whole 95 % bootstrap confidence interval (paired over episodes) lies above ``max_regression``,
-so evaluation noise alone does not fail a build.
+The policy is evaluated headless on ``episodes`` seeded episodes (episode i reset with ``seed + i``;
+deterministic actions, or sampled ones with ``protocol="stochastic"``), then checked against absolute
+bounds and, optionally, against a baseline policy evaluated on the same episodes. A regression against
+the baseline fails the gate only when its whole 95 % bootstrap confidence interval (paired over
+episodes) lies above ``max_regression``, so evaluation noise alone does not fail a build.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from taxbench.experiments.metrics import bootstrap_ci, run_summary
+from taxbench.experiments.metrics.feasibility import PROTOCOLS
 from taxbench.experiments.runs.evaluation import evaluate_policy, resolve_capability_metric
 from taxbench.experiments.runs.runfolder import CONFIG_FILE, MODEL_FILE, atomic_write_json, atomic_write_text, read_json
 
@@ -55,6 +56,8 @@ class GateResult:
     baseline_summary: dict[str, Any] | None = None
     feasibility: dict[str, Any] | None = None
     """Whether the policy meets a cost limit ``d`` (see :func:`gate_feasibility`); None without a limit."""
+    protocol: str = "deterministic"
+    """How actions were chosen in the gated episodes: ``deterministic`` or ``stochastic``."""
 
     @property
     def passed(self) -> bool:
@@ -68,6 +71,7 @@ class GateResult:
             "env_id": self.env_id,
             "episodes": self.episodes,
             "seed": self.seed,
+            "protocol": self.protocol,
             "passed": self.passed,
             "summary": self.summary,
             "baseline_summary": self.baseline_summary,
@@ -136,11 +140,13 @@ def policy_cost_limit(target: str | Path, max_episode_cost: float | None) -> tup
     return None, ""
 
 
-def gate_feasibility(rows: Sequence[dict[str, Any]], limit: float, source: str, seed: int = 0) -> dict[str, Any]:
+def gate_feasibility(
+    rows: Sequence[dict[str, Any]], limit: float, source: str, seed: int = 0, protocol: str = "deterministic"
+) -> dict[str, Any]:
     """Feasibility of the gated episodes: mean episode cost ≤ ``limit`` judged on its bootstrap CI over episodes.
 
     Returns:
-        ``protocol`` (``deterministic``: the gate evaluates deterministic actions), ``cost_limit``,
+        ``protocol`` (the gated episodes' protocol, deterministic or stochastic), ``cost_limit``,
         ``limit_source``, ``feasible`` (``feasible`` | ``infeasible`` | ``undetermined``) and
         ``episode_cost`` (``point``, ``low``, ``high``, ``n`` over episodes).
     """
@@ -148,7 +154,7 @@ def gate_feasibility(rows: Sequence[dict[str, Any]], limit: float, source: str, 
 
     judged = feasibility([float(r["cost"]) for r in rows], limit, n_boot=5000, seed=seed)
     return {
-        "protocol": "deterministic",
+        "protocol": protocol,
         "cost_limit": limit,
         "limit_source": source,
         "feasible": judged["feasible"],
@@ -236,10 +242,19 @@ def run_gate(
     baseline: str | Path | None = None,
     max_regression: float | None = None,
     trust_pickle: bool = False,
+    protocol: str = "deterministic",
 ) -> GateResult:
-    """Evaluate ``target`` and check it; see the module docstring."""
+    """Evaluate ``target`` and check it; see the module docstring.
+
+    ``protocol`` is how actions are chosen in every gated episode (the target's and the baseline's):
+    ``deterministic`` (the policy's mean action, what is usually deployed) or ``stochastic`` (sampled, with
+    torch's RNG seeded per episode, the protocol a Lagrangian arm is trained on).
+    """
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    deterministic = protocol == "deterministic"
     validate_bounds(
         max_violation_rate,
         max_episode_cost,
@@ -250,12 +265,12 @@ def run_gate(
     )
     model, env_id, env_kwargs = load_policy(target, env_id, trust_pickle)
     success = resolve_capability_metric(env_id, env_kwargs) == "success"
-    rows, _ = evaluate_policy(model, env_id, env_kwargs, episodes, seed)
+    rows, _ = evaluate_policy(model, env_id, env_kwargs, episodes, seed, deterministic=deterministic)
     summary = run_summary(rows, success)
-    result = GateResult(str(target), env_id, episodes, seed, summary)
+    result = GateResult(str(target), env_id, episodes, seed, summary, protocol=protocol)
     limit, source = policy_cost_limit(target, max_episode_cost)
     if limit is not None:
-        result.feasibility = gate_feasibility(rows, limit, source, seed)
+        result.feasibility = gate_feasibility(rows, limit, source, seed, protocol)
     if max_violation_rate is not None:
         result.criteria.append(_absolute(summary, "violation_rate", max_violation_rate, True, "violation_rate"))
     if max_episode_cost is not None:
@@ -266,7 +281,7 @@ def run_gate(
         result.criteria.append(_absolute(summary, "mean_return", min_return, False, "mean_return"))
     if baseline is not None and max_regression is not None:
         base_model, _, _ = load_policy(baseline, env_id, trust_pickle)
-        base_rows, _ = evaluate_policy(base_model, env_id, env_kwargs, episodes, seed)
+        base_rows, _ = evaluate_policy(base_model, env_id, env_kwargs, episodes, seed, deterministic=deterministic)
         result.baseline_summary = run_summary(base_rows, success)
         key = "success" if success else "return"
         capability = [np.array([float(r[key]) for r in rs]) for rs in (rows, base_rows)]

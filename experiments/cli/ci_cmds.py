@@ -31,10 +31,12 @@ def cmd_gate(args: argparse.Namespace, console: Console, err_console: Console) -
         baseline=args.baseline,
         max_regression=args.max_regression,
         trust_pickle=args.trust_pickle,
+        protocol=args.protocol,
     )
     write_outputs(result, args.junit, args.json)
     table = Table(
-        title=f"taxbench gate: {result.target} on {result.env_id}, {result.episodes} episodes, seed {result.seed}"
+        title=f"taxbench gate: {result.target} on {result.env_id}, "
+        f"{result.episodes} {result.protocol} episodes, seed {result.seed}"
     )
     for column in ("criterion", "verdict", "detail"):
         table.add_column(column)
@@ -86,6 +88,14 @@ def add_gate_parser(sub: Any) -> None:
     )
     gate.add_argument("--episodes", type=positive_int, default=10, help="evaluation episodes (default 10)")
     gate.add_argument("--seed", type=seed_arg, default=0, help="episode i is reset with seed+i (default 0)")
+    gate.add_argument(
+        "--protocol",
+        choices=("deterministic", "stochastic"),
+        default="deterministic",
+        help="actions in every gated episode: the policy's mean (deterministic, default: what is deployed) or "
+        "sampled with per-episode seeds (stochastic: what a Lagrangian arm is trained on); feasibility is judged "
+        "in this protocol",
+    )
     gate.add_argument("--max-violation-rate", type=float, default=None, help="fail above this fraction of steps")
     gate.add_argument("--max-episode-cost", type=float, default=None, help="fail above this mean cost per episode")
     gate.add_argument("--min-success", type=float, default=None, help="fail below this success rate (0-1)")

@@ -17,8 +17,10 @@ HERE = Path(__file__).parents[1]  # tests/experiments: broken_envs.py, pendulum_
 ENV = f"broken_envs:{LINE_ID}"
 
 
-def constant_policy(path: Path, torque: float) -> Path:
-    """A PPO model whose deterministic action is a constant push: 0 stays in the safe band, 1 drives out of it."""
+def constant_policy(path: Path, torque: float, log_std: float | None = None) -> Path:
+    """A PPO model whose deterministic action is a constant push: 0 stays in the safe band, 1 drives out of it.
+
+    ``log_std`` sets the sampled actions' spread (a wide one random-walks out of the band)."""
     import gymnasium as gym
 
     from taxbench.policies import make_learner
@@ -28,6 +30,8 @@ def constant_policy(path: Path, torque: float) -> Path:
     with torch.no_grad():
         model.policy.action_net.weight.zero_()
         model.policy.action_net.bias.fill_(torque)
+        if log_std is not None:
+            model.policy.log_std.fill_(log_std)
     save_policy(model, path, env_id=ENV)  # with its JSON sidecar: the gate loads it without unpickling
     return path
 
@@ -114,6 +118,24 @@ def test_baseline_regression_fails_only_when_its_ci_clears_the_bound(policies, t
         "0.1",
     )
     assert same.returncode == 0, same.stdout + same.stderr
+
+
+def test_stochastic_protocol_gates_the_sampled_policy(tmp_path):
+    """Mean action 0 stays in the band, but wide sampled actions random-walk out of it: the deterministic gate
+    passes, the stochastic one fails and says so in its JSON; the sampled episodes repeat for a seed."""
+    noisy = constant_policy(tmp_path / "noisy.zip", 0.0, log_std=1.0)
+    common = [str(noisy), "--env", ENV, "--episodes", "4", "--max-violation-rate", "0.05", "--max-episode-cost", "2"]
+    verdicts = {}
+    for protocol, code in (("deterministic", 0), ("stochastic", 1), ("stochastic", 1)):
+        out = tmp_path / f"{protocol}-{len(verdicts)}.json"
+        result = gate(*common, "--protocol", protocol, "--json", str(out))
+        assert result.returncode == code, result.stdout + result.stderr
+        assert f"{protocol} episodes" in result.stdout
+        verdicts[out.name] = json.loads(out.read_text())
+    det, sto, again = verdicts.values()
+    assert det["protocol"] == "deterministic" and det["summary"]["violation_rate"] == 0.0
+    assert sto["protocol"] == "stochastic" and sto["summary"]["violation_rate"] > 0.05
+    assert sto == again
 
 
 def test_gate_is_deterministic_for_a_seed(policies, tmp_path):

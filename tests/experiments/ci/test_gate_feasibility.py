@@ -28,3 +28,4 @@ def test_feasibility_in_the_verdict_json():
     assert feas["episode_cost"]["point"] == 99.5 and feas["episode_cost"]["low"] > 25
     assert gate_feasibility([{"cost": 3.0}, {"cost": 5.0}], 25.0, "x")["feasible"] == "feasible"
     assert GateResult("run", "env", 1, 0, summary={}).to_dict()["feasibility"] is None
+    assert gate_feasibility([{"cost": 3.0}], 25.0, "x", protocol="stochastic")["protocol"] == "stochastic"
