@@ -1,11 +1,13 @@
 """Deployment-aware constraint: measure the episode cost of the *deterministic* policy for the λ update.
 
-A Lagrangian learner adapts λ to the cost of its stochastic training episodes; the policy users deploy
-is the deterministic one, which can cost several times more (NOTES.md, "Evaluation protocol
-matters": HalfCheetahVelocity at 200k steps, stochastic 4–16 per episode, deterministic 89–114). With
+A Lagrangian learner (``ppo-lag``, ``sac-lag``) adapts λ to the cost of its stochastic training
+episodes; the policy users deploy is the deterministic one, which can cost several times more
+(NOTES.md, "Evaluation protocol matters": HalfCheetahVelocity at 200k steps, stochastic 4–16 per
+episode, deterministic 89–114). With
 ``deploy_cost_episodes = n > 0`` the learner plays ``n`` deterministic episodes on its own copy of the
-env every ``deploy_cost_every`` rollouts and updates λ from ``max(training-episode cost, deterministic
-cost)``, so the limit ``d`` must hold for both protocols.
+env every ``deploy_cost_every`` λ updates (a rollout for ``ppo-lag``, ``lagrange_interval`` env steps for
+``sac-lag``) and updates λ from ``max(training-episode cost, deterministic cost)``, so the limit ``d`` must
+hold for both protocols. :class:`DeployAwareLagrangian` gives a learner this option.
 
 The probe draws no random numbers from the global streams (deterministic actions; the env copy is
 reset with its own seeds ``seed + k``), so with λ pinned at 0 the learner stays PPO bit for bit. The
@@ -99,3 +101,51 @@ class DeployedCostProbe:
         if self.env is not None:
             self.env.close()
             self.env = None
+
+
+#: Attributes of :class:`DeployAwareLagrangian` that are rebuilt, never saved with a model.
+DEPLOY_TRANSIENT = ("_deploy_probe", "deploy_env")
+
+
+class DeployAwareLagrangian:
+    """Mixin for a Lagrangian learner: the episode cost its λ update sees, made deployment-aware.
+
+    The learner calls :meth:`_init_deploy_cost` in its constructor, passes its training episodes' mean cost
+    through :meth:`_with_deployed_cost` before each λ update, and excludes :data:`DEPLOY_TRANSIENT` from saving.
+    It needs ``predict`` and ``logger`` (any SB3 algorithm has them).
+    """
+
+    deploy_cost_episodes: int = 0
+    deploy_cost_every: int = 1
+    deploy_env: Callable[[], gymnasium.Env] | None = None
+    _deploy_probe: DeployedCostProbe | None = None
+
+    def _init_deploy_cost(self, episodes: int, every: int, make_env: Callable[[], gymnasium.Env] | None) -> None:
+        """Validate and keep the option (``episodes`` 0 turns it off)."""
+        self.deploy_cost_episodes, self.deploy_cost_every = int(episodes), int(every)
+        if self.deploy_cost_episodes < 0 or self.deploy_cost_every < 1:
+            raise ValueError(f"deploy_cost_episodes must be >= 0 and deploy_cost_every >= 1, got {episodes}, {every}")
+        self.deploy_env, self._deploy_probe = make_env, None
+
+    def _deployed_cost_probe(self) -> DeployedCostProbe | None:
+        """The deterministic-episode probe (built on first use; None when ``deploy_cost_episodes`` is 0)."""
+        if getattr(self, "deploy_cost_episodes", 0) <= 0:
+            return None
+        if getattr(self, "_deploy_probe", None) is None:
+            self._deploy_probe = DeployedCostProbe(
+                self.deploy_cost_episodes, self.deploy_cost_every, getattr(self, "deploy_env", None)
+            )
+        return self._deploy_probe
+
+    def _with_deployed_cost(self, cost: float | None) -> float | None:
+        """The episode cost for this λ update, from the training episodes' mean ``cost`` (None when none finished).
+
+        When a probe is due, the larger of ``cost`` and the deterministic probe's mean episode cost (logged as
+        ``lagrange/deployed_ep_cost``); otherwise ``cost`` unchanged.
+        """
+        probe = self._deployed_cost_probe()
+        if probe is None or not probe.due():
+            return cost
+        deployed = probe.measure(self)
+        self.logger.record("lagrange/deployed_ep_cost", deployed)  # type: ignore[attr-defined]
+        return deployed if cost is None else max(cost, deployed)

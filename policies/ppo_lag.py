@@ -35,7 +35,7 @@ from stable_baselines3.common.type_aliases import MaybeCallback
 from .buffers import CostRolloutBuffer
 from .cost_critic import CostCritic
 from .cost_learner import CostLearnerMixin
-from .deploy_cost import DeployedCostProbe
+from .deploy_cost import DEPLOY_TRANSIENT, DeployAwareLagrangian
 from .lagrange import DEFAULT_COST_LIMIT, LagrangeOptimizer, make_multiplier
 
 __all__ = ["PPOLagrangian"]
@@ -43,7 +43,7 @@ __all__ = ["PPOLagrangian"]
 SelfPPOLagrangian = TypeVar("SelfPPOLagrangian", bound="PPOLagrangian")
 
 
-class PPOLagrangian(CostLearnerMixin, PPO):
+class PPOLagrangian(DeployAwareLagrangian, CostLearnerMixin, PPO):
     """PPO-Lagrangian: PPO on the advantage ``(Â_r − λ·Ā_c)/(1 + λ)`` with λ adapted to a cost limit.
 
     All arguments of :class:`stable_baselines3.PPO` are accepted as keywords (``learning_rate``,
@@ -120,12 +120,7 @@ class PPOLagrangian(CostLearnerMixin, PPO):
             ki=pid_ki,
             kd=pid_kd,
         )
-        self.deploy_cost_episodes, self.deploy_cost_every = int(deploy_cost_episodes), int(deploy_cost_every)
-        if self.deploy_cost_episodes < 0 or self.deploy_cost_every < 1:
-            raise ValueError(
-                f"deploy_cost_episodes must be >= 0 and deploy_cost_every >= 1, got {deploy_cost_episodes}"
-            )
-        self.deploy_env, self._deploy_probe = deploy_env, None
+        self._init_deploy_cost(deploy_cost_episodes, deploy_cost_every, deploy_env)
         super().__init__(policy, env, rollout_buffer_class=buffer_class, _init_setup_model=False, **ppo_kwargs)
         self._init_cost_settings(cost_gamma, cost_gae_lambda, cost_critic_lr, cost_batch_size)
         if _init_setup_model:
@@ -146,12 +141,8 @@ class PPOLagrangian(CostLearnerMixin, PPO):
     def _finish_rollout(self, last_obs: np.ndarray, dones: np.ndarray) -> None:
         """λ update, cost GAE and the advantage of the policy update, after SB3 computed the reward GAE."""
         episode_costs, _ = self._pop_finished_episodes()
-        cost = float(np.mean(episode_costs)) if episode_costs else None
-        probe = self._deployed_cost_probe()
-        if probe is not None and probe.due():  # deployment-aware: the deterministic policy must meet d too
-            deployed = probe.measure(self)
-            self.logger.record("lagrange/deployed_ep_cost", deployed)
-            cost = deployed if cost is None else max(cost, deployed)
+        # deployment-aware (deploy_cost_episodes > 0): the deterministic policy must meet d too
+        cost = self._with_deployed_cost(float(np.mean(episode_costs)) if episode_costs else None)
         if cost is not None:
             self.lagrange.update(cost)
         self._compute_cost_advantages(last_obs, dones)
@@ -159,18 +150,8 @@ class PPOLagrangian(CostLearnerMixin, PPO):
         self.logger.record("lagrange/lambda", self.lagrange.value)
         self.logger.record("lagrange/cost_limit", self.lagrange.cost_limit)
 
-    def _deployed_cost_probe(self) -> DeployedCostProbe | None:
-        """The deterministic-episode probe (built on first use; None when ``deploy_cost_episodes`` is 0)."""
-        if getattr(self, "deploy_cost_episodes", 0) <= 0:
-            return None
-        if getattr(self, "_deploy_probe", None) is None:
-            self._deploy_probe = DeployedCostProbe(
-                self.deploy_cost_episodes, self.deploy_cost_every, getattr(self, "deploy_env", None)
-            )
-        return self._deploy_probe
-
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_deploy_probe", "deploy_env"]
+        return [*super()._excluded_save_params(), *DEPLOY_TRANSIENT]
 
     def _set_policy_advantages(self) -> None:
         """Write the advantage PPO's update reads: the Lagrangian combination (subclasses may keep ``A_r``)."""

@@ -41,6 +41,7 @@ from .shield import make_shield_wrapper
 __all__ = [
     "ARMS",
     "CONSTRAINED_ARMS",
+    "DEPLOY_AWARE_ARMS",
     "LAGRANGIAN_KWARGS",
     "SAFETY_KWARGS",
     "env_wrapper",
@@ -107,7 +108,8 @@ _SAC_LAG_KWARGS = frozenset(
     }
 )
 _SHIELD_KWARGS = frozenset({"shield_speed_fraction", "shield_clearance"})
-#: ppo-lag's deployment-aware constraint (policies/deploy_cost.py): λ also sees the deterministic policy's cost.
+#: The deployment-aware constraint of ppo-lag and sac-lag (policies/deploy_cost.py): λ also sees the
+#: deterministic policy's episode cost.
 _DEPLOY_KWARGS = frozenset({"deploy_cost_episodes", "deploy_cost_every"})
 _CUP_KWARGS = LAGRANGIAN_KWARGS | {"projection_target_kl", "projection_coef"}
 _CPO_KWARGS = frozenset({"cost_gamma", "cost_gae_lambda", "cost_critic_lr", "cost_batch_size"})
@@ -133,8 +135,10 @@ _ACCEPTS: dict[str, frozenset[str]] = {
     "trpo": frozenset(),
     "cpo": _CPO_KWARGS,
     "sac": frozenset(),
-    "sac-lag": _SAC_LAG_KWARGS,
+    "sac-lag": _SAC_LAG_KWARGS | _DEPLOY_KWARGS,
 }
+#: Arms with the deployment-aware constraint (``deploy_cost_episodes``; policies/deploy_cost.py).
+DEPLOY_AWARE_ARMS: tuple[str, ...] = tuple(arm for arm, accepted in _ACCEPTS.items() if _DEPLOY_KWARGS <= accepted)
 #: Arms whose learner takes the episode-cost limit ``cost_limit``.
 COST_LIMIT_ARMS = frozenset({"ppo-lag", "cup", "cpo", "sac-lag"})
 #: Keywords sb3-contrib's TRPO accepts: the ``trpo`` and ``cpo`` arms drop the other (PPO-only) ones.

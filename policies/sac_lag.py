@@ -7,7 +7,8 @@ The diff on :class:`stable_baselines3.SAC`:
   transitions are stored.
 * **λ.** Every ``lagrange_interval`` env steps, λ is updated from the mean cost of the episodes that
   finished since the last update (kept when none did), by the same :mod:`~taxbench.policies.lagrange`
-  rules as PPO-Lagrangian (``grad`` or ``pid``).
+  rules as PPO-Lagrangian (``grad`` or ``pid``); with ``deploy_cost_episodes > 0``, from the larger of that
+  and the deterministic policy's episode cost (:mod:`~taxbench.policies.deploy_cost`).
 * **Train.** SAC's temperature and reward-critic updates are unchanged; a twin cost critic is fitted by TD
   on ``c + γ_c·(1 − done)·Q̄_c'(s', a')`` (mean of its two heads, no entropy term), and the actor
   minimises ``α·log π − min Q_r + λ·Q̄_c``.
@@ -19,6 +20,7 @@ streams SAC draws from never move.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -33,6 +35,7 @@ from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.common.vec_env import VecNormalize
 
 from .cost_info import costs_from_infos, tally_episode_costs
+from .deploy_cost import DEPLOY_TRANSIENT, DeployAwareLagrangian
 from .lagrange import DEFAULT_COST_LIMIT, LagrangeOptimizer, make_multiplier
 
 __all__ = ["CostReplayBuffer", "CostReplaySamples", "SACLagrangian"]
@@ -94,7 +97,7 @@ class CostReplayBuffer(ReplayBuffer):
         )
 
 
-class SACLagrangian(SAC):
+class SACLagrangian(DeployAwareLagrangian, SAC):
     """SAC-Lagrangian: SAC whose actor also minimises ``λ·Q_c``, with λ adapted to an episode-cost limit.
 
     Every keyword of :class:`stable_baselines3.SAC` is accepted (``learning_rate``, ``buffer_size``,
@@ -114,6 +117,11 @@ class SACLagrangian(SAC):
         pid_kd: Derivative gain of the PID multiplier.
         lagrange_interval: Env steps (summed over envs) between λ updates.
         cost_gamma: Discount of the costs; None → ``gamma``.
+        deploy_cost_episodes: Deployment-aware constraint: with ``n > 0``, play ``n`` deterministic episodes every
+            ``deploy_cost_every`` λ updates and update λ from the larger of their mean cost and the training
+            episodes' (0: training episodes only, SAC-Lagrangian as before).
+        deploy_cost_every: λ updates between two deterministic probes.
+        deploy_env: Factory of the probe's env; None copies the training env from its registered spec.
         _init_setup_model: Build the networks now (SB3 convention).
         **sac_kwargs: Everything else goes to :class:`stable_baselines3.SAC`.
 
@@ -138,6 +146,9 @@ class SACLagrangian(SAC):
         pid_kd: float = 0.01,
         lagrange_interval: int = 1000,
         cost_gamma: float | None = None,
+        deploy_cost_episodes: int = 0,
+        deploy_cost_every: int = 1,
+        deploy_env: Callable[[], Any] | None = None,
         _init_setup_model: bool = True,
         **sac_kwargs: Any,
     ) -> None:
@@ -160,6 +171,7 @@ class SACLagrangian(SAC):
             kd=pid_kd,
         )
         self.lagrange_interval = int(lagrange_interval)
+        self._init_deploy_cost(deploy_cost_episodes, deploy_cost_every, deploy_env)
         super().__init__(policy, env, replay_buffer_class=buffer_class, _init_setup_model=False, **sac_kwargs)
         self.cost_gamma = self.gamma if cost_gamma is None else float(cost_gamma)
         self._init_transient()
@@ -189,7 +201,7 @@ class SACLagrangian(SAC):
         return [*state_dicts, "cost_critic", "cost_critic_target", "cost_critic_optimizer"], variables
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), *_TRANSIENT]
+        return [*super()._excluded_save_params(), *_TRANSIENT, *DEPLOY_TRANSIENT]
 
     # ------------------------------------------------------------------ read-outs
     @property
@@ -243,11 +255,13 @@ class SACLagrangian(SAC):
         if self.num_timesteps - self._last_lagrange_step < self.lagrange_interval:
             return
         self._last_lagrange_step = self.num_timesteps
-        if self._finished_ep_costs:
-            mean_cost = float(np.mean(self._finished_ep_costs))
-            self.lagrange.update(mean_cost)
+        mean_cost = float(np.mean(self._finished_ep_costs)) if self._finished_ep_costs else None
+        if mean_cost is not None:
             self.logger.record("lagrange/ep_cost_mean", mean_cost)
             self._finished_ep_costs = []
+        cost = self._with_deployed_cost(mean_cost)  # deploy_cost_episodes > 0: the deterministic policy's too
+        if cost is not None:
+            self.lagrange.update(cost)
         self.logger.record("lagrange/lambda", self.lagrange.value)
 
     # ------------------------------------------------------------------ training

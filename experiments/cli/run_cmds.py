@@ -17,7 +17,7 @@ from taxbench.experiments.cli.run_options import add_run_options, base_config
 from taxbench.experiments.metrics.feasibility import DEFAULT_PROTOCOL, PROTOCOLS
 from taxbench.experiments.runs.policy_files import TRUST_PICKLE_HELP
 from taxbench.policies.presets import INTENSITY_NAMES, preset_for
-from taxbench.policies.registry import ARMS, CONSTRAINED_ARMS
+from taxbench.policies.registry import ARMS, CONSTRAINED_ARMS, DEPLOY_AWARE_ARMS
 
 
 # ----------------------------------------------------------------------------- commands
@@ -140,8 +140,10 @@ def cmd_pair(args: argparse.Namespace, console: Console, err_console: Console) -
     if deploy:
         if deploy < 0:
             raise UsageError(f"--deploy-cost-episodes must be >= 0, got {deploy}")
-        if args.safe_arm != "ppo-lag":
-            raise UsageError(f"--deploy-cost-episodes applies to ppo-lag only, not {args.safe_arm}")
+        if args.safe_arm not in DEPLOY_AWARE_ARMS:
+            raise UsageError(
+                f"--deploy-cost-episodes applies to {' and '.join(DEPLOY_AWARE_ARMS)} only, not {args.safe_arm}"
+            )
         safe = replace(safe, hyperparams={**safe.hyperparams, "deploy_cost_episodes": deploy})
     base = base_config(args, unconstrained_partner(args.safe_arm), args.seeds[0])
     jobs = pair_jobs(base, args.seeds, args.out, safe=safe)
@@ -213,8 +215,8 @@ def add_pair_parser(sub: Any) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="deployment-aware constraint (ppo-lag): after each rollout play N deterministic episodes and update λ "
-        "from the larger of their mean cost and the training episodes' (default 0: training episodes only)",
+        help="deployment-aware constraint (ppo-lag, sac-lag): at each λ update play N deterministic episodes and "
+        "update λ from the larger of their mean cost and the training episodes' (default 0: training episodes only)",
     )
     pair.add_argument(
         "--protocol",

@@ -1,4 +1,4 @@
-"""ppo-lag's deployment-aware constraint: λ also sees the deterministic policy's episode cost.
+"""The deployment-aware constraint of ppo-lag and sac-lag: λ also sees the deterministic policy's episode cost.
 
 The toy env makes the two protocols disagree the way HalfCheetahVelocity does: cost 1 per step with the
 throttle above 0.5, reward = throttle. Action noise (σ = 1) spreads a stochastic policy's throttle, so
@@ -10,10 +10,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
-from stable_baselines3 import PPO
+from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from taxbench.policies import PPOLagrangian
+from taxbench.policies import PPOLagrangian, SACLagrangian
 from taxbench.policies.deploy_cost import DeployedCostProbe
 
 EPISODE = 20
@@ -140,3 +140,56 @@ def test_the_probe_env_keeps_the_registered_time_limit_behind_a_batched_vector_e
         env.close()
     finally:
         venv.close()
+
+
+def _sac(deploy_episodes, **kwargs):
+    """SAC-Lagrangian with a fixed squashed-Gaussian policy: pre-tanh mean 0.8 (throttle tanh 0.8 = 0.66), σ = 1.
+
+    Stochastic throttle > 0.5 with probability P(ε > atanh 0.5 − 0.8) = 0.60: 12 per episode (< d = 14);
+    deterministic: 20 per episode (> d)."""
+    settings = {"learning_starts": 0, "batch_size": 20, "lagrange_interval": 2 * EPISODE, "learning_rate": 0.0}
+    model = SACLagrangian(
+        "MlpPolicy",
+        DummyVecEnv([ThrottleEnv]),
+        cost_limit=LIMIT,
+        lagrange_lr=0.05,
+        seed=0,
+        device="cpu",
+        deploy_cost_episodes=deploy_episodes,
+        deploy_env=ThrottleEnv,
+        **{**settings, **kwargs},
+    )
+    with th.no_grad():
+        for layer, value in ((model.actor.mu, 0.8), (model.actor.log_std, 0.0)):
+            layer.weight.zero_()
+            layer.bias.fill_(value)
+    return model
+
+
+def test_sac_lag_lambda_rises_only_when_the_deterministic_policy_is_probed():
+    plain = _sac(0).learn(400)  # 10 λ updates of 2 episodes each
+    assert plain.lagrange_multiplier == 0.0
+    aware = _sac(1).learn(400)
+    assert aware.lagrange_multiplier > 0.0
+    assert aware._deploy_probe.last_cost == EPISODE and aware._deploy_probe.probes == 10
+    assert _sac(1, deploy_cost_every=5).learn(400)._deploy_probe.probes == 2
+    with pytest.raises(ValueError, match="deploy_cost"):
+        _sac(-1)
+
+
+def test_sac_lag_probe_keeps_the_lambda_zero_identity():
+    kwargs = {"learning_starts": 20, "batch_size": 16, "seed": 3, "device": "cpu"}
+    sac = SAC("MlpPolicy", DummyVecEnv([ThrottleEnv]), **kwargs).learn(100)
+    lag = SACLagrangian(
+        "MlpPolicy",
+        DummyVecEnv([ThrottleEnv]),
+        lagrange_pinned=True,
+        lagrange_init=0.0,
+        lagrange_interval=40,
+        deploy_cost_episodes=1,
+        deploy_env=ThrottleEnv,
+        **kwargs,
+    ).learn(100)
+    assert lag._deploy_probe.probes == 2
+    for key, value in sac.policy.state_dict().items():
+        assert th.equal(value, lag.policy.state_dict()[key]), key
