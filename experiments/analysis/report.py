@@ -15,7 +15,9 @@ Outputs, in the runs folder (or ``out``):
 * ``tax_by_protocol.csv``: tax.csv's rows in both evaluation protocols (``protocol`` column; tax.csv
   holds the headline protocol's), with feasibility, τ_constraint and τ_learner;
 * ``tax_over_training.csv``: τ(t) and g(t) per cell at the log-spaced budgets, with convergence;
-* ``figures/*.png``, ``report.md``, ``report.html`` (self-contained).
+* ``figures/*.png``, ``report.md``, ``report.html`` (self-contained);
+* with a reference (:mod:`~taxbench.experiments.analysis.reference`): ``reference_comparison.csv`` and
+  the documents' "Against the reference" section.
 """
 
 from __future__ import annotations
@@ -246,17 +248,29 @@ def write_tables(data: ReportData, out: str | Path) -> dict[str, Path]:
 
 
 def build_report(
-    root: str | Path, options: ReportOptions | None = None, out: str | Path | None = None, figures: bool = True
+    root: str | Path,
+    options: ReportOptions | None = None,
+    out: str | Path | None = None,
+    figures: bool = True,
+    reference: Sequence[Mapping[str, str]] | None = None,
 ) -> tuple[ReportData, dict[str, Path]]:
     """Analyse ``root`` and write the tables, figures, report.md and report.html into ``out`` (default: ``root``).
+
+    ``reference`` (rows of a reference.csv, :func:`~taxbench.experiments.analysis.reference.load_reference`)
+    adds reference_comparison.csv and the documents' "Against the reference" section.
 
     Returns:
         The data and the paths written (by file name).
     """
     from taxbench.experiments.analysis.figures import make_figures
+    from taxbench.experiments.analysis.reference import compare_to_reference, write_comparison
+    from taxbench.experiments.analysis.reference_text import comparison_section
     from taxbench.experiments.analysis.report_html import write_documents
 
     data = analyse(root, options)
+    if reference is not None:
+        data.reference_comparison = compare_to_reference(data.cells_by_protocol, reference)
+        data.appendix.append(comparison_section(data.reference_comparison, data.options.protocol))
     out = Path(out) if out is not None else Path(root)
     if out.resolve() != Path(root).resolve():  # video links are relative to the page
         data.media = {
@@ -264,6 +278,8 @@ def build_report(
             for run, files in data.media.items()
         }
     paths = write_tables(data, out)
+    if reference is not None:
+        paths["reference_comparison.csv"] = write_comparison(data.reference_comparison, out)
     if figures:
         figs = make_figures(data, out / "figures")
         paths.update({f"figures/{p.name}": p for p in figs.values()})

@@ -130,3 +130,7 @@ class ReportData:
     """Video files per run path (relative to the report), when the rollout module provides them."""
     cells_by_protocol: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """The cells in each evaluation protocol (``cells`` is the headline protocol's)."""
+    reference_comparison: list[dict[str, Any]] = field(default_factory=list)
+    """The cells beside a reference's, when the report was built against one (``reference_comparison.csv``)."""
+    appendix: list[tuple[str, list[str], tuple[list[str], list[list[str]]]]] = field(default_factory=list)
+    """Extra sections of report.md/html before the runs: (title, sentences, (header, rows))."""

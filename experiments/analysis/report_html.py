@@ -191,7 +191,8 @@ def runs_table(data: ReportData, with_media: bool) -> Table:
 # ----------------------------------------------------------------------------- markdown
 
 
-def _md_table(table: Table) -> str:
+def md_table(table: Table) -> str:
+    """A Markdown table (``|`` in a cell escaped, line breaks made spaces)."""
     header, rows = table
     cell = lambda text: str(text).replace("|", "\\|").replace("\n", " ")  # noqa: E731
     lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
@@ -228,7 +229,7 @@ def markdown(data: ReportData, figures: Mapping[str, Path]) -> str:
         "",
         "## Headline: tax and safety gain per arm and intensity",
         "",
-        _md_table(headline_table(data)),
+        md_table(headline_table(data)),
         "",
     ]
     captions = dict(FIGURES)
@@ -237,8 +238,10 @@ def markdown(data: ReportData, figures: Mapping[str, Path]) -> str:
         if name in figures:
             parts += [f"![{captions[name]}](figures/{name})", ""]
         if table is not None and table[1]:
-            parts += [_md_table(table), ""]
-    parts += ["## Runs", "", _md_table(runs_table(data, bool(data.media))), ""]
+            parts += [md_table(table), ""]
+    for title, sentences, table in data.appendix:
+        parts += [f"## {title}", "", *sentences, "", md_table(table), ""]
+    parts += ["## Runs", "", md_table(runs_table(data, bool(data.media))), ""]
     return "\n".join(parts)
 
 
@@ -304,6 +307,9 @@ def html_page(data: ReportData, figures: Mapping[str, Path]) -> str:
             parts.append(_html_figure(figures[name], captions[name], name))
         if table is not None and table[1]:
             parts.append(_html_table(table, name.removesuffix(".png")))
+    for title, sentences, table in data.appendix:
+        parts += [f"<h2>{html.escape(title)}</h2>", *(f"<p>{html.escape(p)}</p>" for p in sentences)]
+        parts.append(_html_table(table, title.lower().replace(" ", "-")))
     parts += ["<h2>Runs</h2>", _html_table(runs_table(data, bool(data.media)), "runs")]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -21,6 +21,7 @@ from taxbench.experiments.cli.options import (
     seed_arg,
     steps_arg,
 )
+from taxbench.experiments.cli.reference_cmds import add_reference_options, export_and_print, print_comparison
 from taxbench.experiments.cli.run_options import add_tensorboard_option, check_learners
 from taxbench.experiments.cli.sim_options import add_sim_options, sim_settings
 
@@ -144,6 +145,7 @@ def add_report_parser(sub: Any) -> None:
     )
     report.add_argument("--out", type=out_dir_arg, default=None, help="where to write (default: RUNS_DIR)")
     _add_report_options(report)
+    add_reference_options(report)
 
 
 def _add_report_options(parser: argparse.ArgumentParser) -> None:
@@ -312,8 +314,11 @@ def cmd_report(args: argparse.Namespace, console: Console, err_console: Console)
     """Write the report of a folder of runs."""
     from taxbench.experiments.analysis.report import build_report
 
-    data, paths = build_report(args.runs_dir, _options(args), out=args.out)
+    reference = args.reference.rows if args.reference else None
+    data, paths = build_report(args.runs_dir, _options(args), out=args.out, reference=reference)
     print_headline(data, console)
+    if args.reference:
+        print_comparison(data, args.reference, console)
     failed = [r for r in data.runs if r["state"] != "done"]
     if failed:
         console.print(
@@ -325,4 +330,6 @@ def cmd_report(args: argparse.Namespace, console: Console, err_console: Console)
     written = ", ".join(sorted(p.name for p in paths.values() if p.parent == folder))
     figures = sum(p.parent.name == "figures" for p in paths.values())
     console.print(f"wrote {written} and {figures} figures in {folder}", highlight=False)
+    if args.export_reference:
+        export_and_print(data, args.export_reference, console)
     return 0
