@@ -20,6 +20,7 @@ def test_gymnasium_and_sb3_checkers(env_id):
 def test_info_contract_every_step(env_id):
     env = gym.make(env_id, cost_terms=None)
     obs, info = env.reset(seed=3)
+    env.action_space.seed(3)
     terms = env.unwrapped.cost_terms
     assert info["cost"] == 0.0 and info["violation"] is False
     assert all(info[f"cost_{t}"] == 0.0 for t in terms)
@@ -52,6 +53,7 @@ def test_cost_never_folded_into_reward():
 def test_unconstrained_level_reports_no_cost_terms():
     env = gym.make("taxbench/HopperVelocity-v0", cost_terms=())
     _, info = env.reset(seed=0)
+    env.action_space.seed(0)
     *_, info = env.step(env.action_space.sample())
     assert not [k for k in info if k.startswith(("cost_", "measure_"))]
     assert info["cost"] == 0.0

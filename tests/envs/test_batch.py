@@ -91,6 +91,7 @@ def test_worlds_built_differently_go_world_by_world():
 def test_capture_after_step_copies_state_and_contact_forces():
     env = gym.make("taxbench/AntVelocity-v0").unwrapped
     env.reset(seed=0)
+    env.action_space.seed(0)
     sim = env.sim
     state = np.full(sim.qpos_view.size + sim.qvel_view.size, np.nan)
     forces = np.full(sim.external_forces().shape, np.nan)

@@ -7,6 +7,7 @@ import pytest
 def test_render_is_a_non_blank_rgb_frame_of_the_requested_size(env_id):
     env = gym.make(env_id, render_mode="rgb_array", width=160, height=120)
     env.reset(seed=0)
+    env.action_space.seed(0)
     env.step(env.action_space.sample())
     frame = env.render()
     assert frame.shape == (120, 160, 3) and frame.dtype == np.uint8

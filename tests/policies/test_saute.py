@@ -108,6 +108,7 @@ def test_the_budget_is_the_dose():
 def test_wrapper_composes_with_every_env(env_id):
     env = SauteWrapper(gym.make(env_id), budget=1.0)
     obs, _ = env.reset(seed=0)
+    env.action_space.seed(0)
     assert env.observation_space.contains(obs) and obs.shape[0] == env.env.observation_space.shape[0] + 1
     total_cost = 0.0
     for _ in range(5):
