@@ -18,6 +18,8 @@ from taxbench.experiments.runs.runfolder import MODEL_FILE
 
 #: The file that marks a run whose policy came from the GPU path (``policy.pt`` holds its tensors).
 WARP_POLICY_FILE = "policy.json"
+#: The GPU path's policy tensors (``policies/gpu/train.py: POLICY_TENSORS``, not imported: it needs rsl-rl).
+WARP_TENSORS_FILE = "policy.pt"
 
 __all__ = ["TRUST_PICKLE_HELP", "has_policy", "load_model_for_env", "load_run_policy", "save_run_policy"]
 

@@ -21,7 +21,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv
 
-from taxbench.experiments.runs.budgets import budget_callbacks, evaluate_budgets
+from taxbench.experiments.runs.budgets import BUDGET_DIR, BUDGETS_FILE, budget_callbacks, evaluate_budgets
 from taxbench.experiments.runs.checkpoint import (
     KEEP_CHECKPOINTS,  # noqa: F401 - re-exported (moved to checkpoint.py)
     Checkpoint,
@@ -33,9 +33,15 @@ from taxbench.experiments.runs.checkpoint import (
     save_checkpoint,
 )
 from taxbench.experiments.runs.config import RunConfig, load_run_config, write_run_config
-from taxbench.experiments.runs.policy_files import has_policy, load_run_policy, save_run_policy
+from taxbench.experiments.runs.policy_files import (
+    WARP_POLICY_FILE,
+    WARP_TENSORS_FILE,
+    has_policy,
+    load_run_policy,
+    save_run_policy,
+)
 from taxbench.experiments.runs.progress_bar import RichProgressCallback
-from taxbench.experiments.runs.protocols import evaluate_and_write
+from taxbench.experiments.runs.protocols import STOCHASTIC_EPISODES_FILE, evaluate_and_write
 from taxbench.experiments.runs.resume_state import ResumeStateCallback, ResumeStateError, restore_resume_state
 from taxbench.experiments.runs.runfolder import (
     CHECKPOINT_DIR,
@@ -73,9 +79,12 @@ def _check_resume_config(cfg: RunConfig, run_dir: Path) -> None:
 
 
 def _clear_run(run_dir: Path) -> None:
-    for name in (CONFIG_FILE, PROGRESS_FILE, MODEL_FILE, EPISODES_FILE, EVENTS_FILE, STATUS_FILE):
+    """Delete what a run wrote (``--overwrite``): a stale budget copy would otherwise stand in for the new run's."""
+    files = (CONFIG_FILE, PROGRESS_FILE, MODEL_FILE, EPISODES_FILE, STOCHASTIC_EPISODES_FILE, EVENTS_FILE, STATUS_FILE)
+    for name in (*files, BUDGETS_FILE, WARP_POLICY_FILE, WARP_TENSORS_FILE):
         (run_dir / name).unlink(missing_ok=True)
-    shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
+    for folder in (CHECKPOINT_DIR, BUDGET_DIR):
+        shutil.rmtree(run_dir / folder, ignore_errors=True)
 
 
 def evaluate_arm(

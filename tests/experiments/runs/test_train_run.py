@@ -7,7 +7,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from taxbench.experiments.runs.config import RunConfig
 from taxbench.experiments.runs.evaluation import read_episodes, read_events
-from taxbench.experiments.runs.runfolder import read_status, run_dir
+from taxbench.experiments.runs.runfolder import read_csv_rows, read_status, run_dir
 from taxbench.experiments.runs.train import evaluate_run, list_checkpoints, make_vec_env, train_run
 from taxbench.policies import load_learner
 
@@ -131,3 +131,18 @@ def test_evaluate_run(tmp_path, tiny_config):
     (folder / "model.zip").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a readable model zip"):
         evaluate_run(folder)
+
+
+def test_overwrite_trains_budget_copies_afresh(tmp_path, tiny_config):
+    """--overwrite deletes the old run's budget copies: kept, they would be evaluated as the new run's τ(t)."""
+    cfg = tiny_config(arm="ppo", intensity="off", steps=512)
+    folder = _folder(tmp_path, cfg)
+    train_run(cfg, folder, progress=False)
+    copies = sorted((folder / "budgets").glob("*.zip"))
+    assert copies and (folder / "budgets.csv").is_file() and (folder / "episodes_stochastic.csv").is_file()
+    for copy in copies:
+        copy.write_bytes(b"stale copy of the old run")
+    summary = train_run(cfg, folder, overwrite=True, progress=False)
+    assert summary["train_steps"] == 512
+    assert all(copy.read_bytes() != b"stale copy of the old run" for copy in copies)
+    assert len(read_csv_rows(folder / "budgets.csv")) == 2 * (len(copies) + 1)  # both protocols, final included
