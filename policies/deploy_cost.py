@@ -103,16 +103,13 @@ class DeployedCostProbe:
             self.env = None
 
 
-#: Attributes of :class:`DeployAwareLagrangian` that are rebuilt, never saved with a model.
-DEPLOY_TRANSIENT = ("_deploy_probe", "deploy_env")
-
-
 class DeployAwareLagrangian:
     """Mixin for a Lagrangian learner: the episode cost its λ update sees, made deployment-aware.
 
-    The learner calls :meth:`_init_deploy_cost` in its constructor, passes its training episodes' mean cost
-    through :meth:`_with_deployed_cost` before each λ update, and excludes :data:`DEPLOY_TRANSIENT` from saving.
-    It needs ``predict`` and ``logger`` (any SB3 algorithm has them).
+    The learner calls :meth:`_init_deploy_cost` in its constructor and passes its training episodes' mean cost
+    through :meth:`_with_deployed_cost` before each λ update; the probe and the env factory are never saved
+    (a loaded model builds its probe again). It needs ``predict``, ``logger`` and ``_excluded_save_params``
+    (any SB3 algorithm has them); the class defaults below are those of a model saved before the option existed.
     """
 
     deploy_cost_episodes: int = 0
@@ -129,12 +126,10 @@ class DeployAwareLagrangian:
 
     def _deployed_cost_probe(self) -> DeployedCostProbe | None:
         """The deterministic-episode probe (built on first use; None when ``deploy_cost_episodes`` is 0)."""
-        if getattr(self, "deploy_cost_episodes", 0) <= 0:
+        if self.deploy_cost_episodes <= 0:
             return None
-        if getattr(self, "_deploy_probe", None) is None:
-            self._deploy_probe = DeployedCostProbe(
-                self.deploy_cost_episodes, self.deploy_cost_every, getattr(self, "deploy_env", None)
-            )
+        if self._deploy_probe is None:
+            self._deploy_probe = DeployedCostProbe(self.deploy_cost_episodes, self.deploy_cost_every, self.deploy_env)
         return self._deploy_probe
 
     def _with_deployed_cost(self, cost: float | None) -> float | None:
@@ -149,3 +144,6 @@ class DeployAwareLagrangian:
         deployed = probe.measure(self)
         self.logger.record("lagrange/deployed_ep_cost", deployed)  # type: ignore[attr-defined]
         return deployed if cost is None else max(cost, deployed)
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_deploy_probe", "deploy_env"]  # type: ignore[misc]

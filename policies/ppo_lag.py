@@ -35,7 +35,7 @@ from stable_baselines3.common.type_aliases import MaybeCallback
 from .buffers import CostRolloutBuffer
 from .cost_critic import CostCritic
 from .cost_learner import CostLearnerMixin
-from .deploy_cost import DEPLOY_TRANSIENT, DeployAwareLagrangian
+from .deploy_cost import DeployAwareLagrangian
 from .lagrange import DEFAULT_COST_LIMIT, LagrangeOptimizer, make_multiplier
 
 __all__ = ["PPOLagrangian"]
@@ -149,9 +149,6 @@ class PPOLagrangian(DeployAwareLagrangian, CostLearnerMixin, PPO):
         self._set_policy_advantages()
         self.logger.record("lagrange/lambda", self.lagrange.value)
         self.logger.record("lagrange/cost_limit", self.lagrange.cost_limit)
-
-    def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), *DEPLOY_TRANSIENT]
 
     def _set_policy_advantages(self) -> None:
         """Write the advantage PPO's update reads: the Lagrangian combination (subclasses may keep ``A_r``)."""

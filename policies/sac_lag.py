@@ -35,7 +35,7 @@ from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.common.vec_env import VecNormalize
 
 from .cost_info import costs_from_infos, tally_episode_costs
-from .deploy_cost import DEPLOY_TRANSIENT, DeployAwareLagrangian
+from .deploy_cost import DeployAwareLagrangian
 from .lagrange import DEFAULT_COST_LIMIT, LagrangeOptimizer, make_multiplier
 
 __all__ = ["CostReplayBuffer", "CostReplaySamples", "SACLagrangian"]
@@ -201,7 +201,7 @@ class SACLagrangian(DeployAwareLagrangian, SAC):
         return [*state_dicts, "cost_critic", "cost_critic_target", "cost_critic_optimizer"], variables
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), *_TRANSIENT, *DEPLOY_TRANSIENT]
+        return [*super()._excluded_save_params(), *_TRANSIENT]
 
     # ------------------------------------------------------------------ read-outs
     @property

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from taxbench.experiments.cli.options import env_id_arg, out_file_arg, positive_int, seed_arg
+from taxbench.experiments.metrics.feasibility import DEFAULT_PROTOCOL, PROTOCOLS
 from taxbench.experiments.runs.policy_files import TRUST_PICKLE_HELP
 
 
@@ -90,8 +91,8 @@ def add_gate_parser(sub: Any) -> None:
     gate.add_argument("--seed", type=seed_arg, default=0, help="episode i is reset with seed+i (default 0)")
     gate.add_argument(
         "--protocol",
-        choices=("deterministic", "stochastic"),
-        default="deterministic",
+        choices=PROTOCOLS,
+        default=DEFAULT_PROTOCOL,
         help="actions in every gated episode: the policy's mean (deterministic, default: what is deployed) or "
         "sampled with per-episode seeds (stochastic: what a Lagrangian arm is trained on); feasibility is judged "
         "in this protocol",
