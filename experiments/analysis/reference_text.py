@@ -92,6 +92,10 @@ def reference_markdown(rows: Sequence[Mapping[str, Any]], protocol: str = "deter
     return md_table((header, body))
 
 
+#: What :func:`side_texts` gives, in order: the columns of each side of a comparison.
+SIDE_COLUMNS: tuple[str, ...] = ("τ", "τ_constraint", "τ_learner", "g", "feasible", "steps")
+
+
 def side_texts(row: Mapping[str, Any], side: str) -> list[str]:
     """τ, τ_constraint, τ_learner, g, feasibility and steps of one side (``user`` or ``reference``) of a row."""
     view = {k.removeprefix(f"{side}_"): v for k, v in row.items() if k.startswith(f"{side}_")}
@@ -108,7 +112,7 @@ def side_texts(row: Mapping[str, Any], side: str) -> list[str]:
 def comparison_section(rows: Sequence[Mapping[str, Any]], protocol: str) -> tuple[str, list[str], Table]:
     """The report's "Against the reference" section: title, sentences and the table of ``protocol``'s cells."""
     header = ["env", "arm", "intensity"]
-    for name in ("τ", "τ_constraint", "τ_learner", "g", "feasible", "steps"):
+    for name in SIDE_COLUMNS:
         header += [f"{name} (yours)", f"{name} (reference)"]
     body, inside, comparable = [], 0, 0
     for row in (r for r in rows if r["protocol"] == protocol):

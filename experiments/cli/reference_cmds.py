@@ -66,22 +66,19 @@ def add_reference_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-#: Columns of each side of the console comparison (the order of ``side_texts``).
-_SIDE_COLUMNS = ("τ", "τ_constraint", "τ_learner", "g", "feasible", "steps")
-
-
 def print_comparison(data: Any, reference: ReferenceFile, console: Console) -> None:
     """The report's headline-protocol cells, each on a line above the reference's, and the summary sentences."""
-    from taxbench.experiments.analysis.reference_text import comparison_section, side_texts
+    from taxbench.experiments.analysis.reference_text import SIDE_COLUMNS, comparison_section, side_texts
 
     protocol = data.options.protocol
     title, sentences, _ = comparison_section(data.reference_comparison, protocol)
     table = Table(title=f"{title}: {reference.path} ({protocol} protocol)")
-    for i, name in enumerate(("env", "arm", "intensity", "", *_SIDE_COLUMNS)):
+    for i, name in enumerate(("env", "arm", "intensity", "", *SIDE_COLUMNS)):
         table.add_column(name, justify="left" if i < 4 else "right")
     for row in (r for r in data.reference_comparison if r["protocol"] == protocol):
         table.add_row(row["env"], row["arm"], row["intensity"], "yours", *side_texts(row, "user"))
-        found = side_texts(row, "reference") if row["reference_found"] else ["not in the reference", *[""] * 5]
+        missing = ["not in the reference", *[""] * (len(SIDE_COLUMNS) - 1)]
+        found = side_texts(row, "reference") if row["reference_found"] else missing
         table.add_row("", "", "", "reference", *found, end_section=True)
     console.print(table)
     for sentence in sentences:

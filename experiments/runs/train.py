@@ -80,8 +80,18 @@ def _check_resume_config(cfg: RunConfig, run_dir: Path) -> None:
 
 def _clear_run(run_dir: Path) -> None:
     """Delete what a run wrote (``--overwrite``): a stale budget copy would otherwise stand in for the new run's."""
-    files = (CONFIG_FILE, PROGRESS_FILE, MODEL_FILE, EPISODES_FILE, STOCHASTIC_EPISODES_FILE, EVENTS_FILE, STATUS_FILE)
-    for name in (*files, BUDGETS_FILE, WARP_POLICY_FILE, WARP_TENSORS_FILE):
+    for name in (
+        CONFIG_FILE,
+        PROGRESS_FILE,
+        MODEL_FILE,
+        EPISODES_FILE,
+        STOCHASTIC_EPISODES_FILE,
+        EVENTS_FILE,
+        STATUS_FILE,
+        BUDGETS_FILE,
+        WARP_POLICY_FILE,
+        WARP_TENSORS_FILE,
+    ):
         (run_dir / name).unlink(missing_ok=True)
     for folder in (CHECKPOINT_DIR, BUDGET_DIR):
         shutil.rmtree(run_dir / folder, ignore_errors=True)
