@@ -30,6 +30,7 @@ from .safe_load import ModelLoadError, load_policy, save_policy
 from .saute import SauteWrapper
 from .sb3_vec_env import SB3VectorEnv
 from .shield import SafetyShield, filter_tcp_velocity, governor_scale
+from .track import PPOTrack
 
 __all__ = [
     "ARMS",
@@ -52,6 +53,7 @@ __all__ = [
     "PIDLagrange",
     "PPOLagrangian",
     "PPOPenalty",
+    "PPOTrack",
     "Preset",
     "SACLagrangian",
     "SB3VectorEnv",

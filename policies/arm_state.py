@@ -136,6 +136,7 @@ SAFE_ARMS: dict[str, SafeArm] = {
     "ppo-lag": SafeArm(("lagrange", "cost_rng")),
     "ppo-penalty": SafeArm(),  # penalty_coef is a hyper-parameter
     "ppo-shield": SafeArm(),  # PPO; the shield is an env wrapper the caller adds
+    "ppo-track": SafeArm(),  # track_speed_fraction is a hyper-parameter; the cap is read from the env at learn time
     "cup": SafeArm(("lagrange", "cost_rng", "projection_rng")),
     "saute": SafeArm(build_as="ppo"),  # PPO on the Saute-wrapped env (the caller wraps it, as for training)
     "trpo": SafeArm(),

@@ -54,14 +54,18 @@ class PenaltyRolloutBuffer(RolloutBuffer):
 
 
 class _CostTap(BaseCallback):
-    """Hands each step's ``info["cost"]`` to the buffer (SB3 calls ``on_step`` just before ``add``)."""
+    """Hands each step's penalised signal (``info["cost"]`` for ``ppo-penalty``) to the buffer.
+
+    SB3 calls ``on_step`` just before ``add``; the learner's :meth:`PPOPenalty.penalised_signal` says what is
+    penalised.
+    """
 
     model: PPOPenalty
 
     def _on_step(self) -> bool:
         buffer = self.model.rollout_buffer
         assert isinstance(buffer, PenaltyRolloutBuffer)
-        buffer.pending_costs = costs_from_infos(self.locals["infos"])
+        buffer.pending_costs = self.model.penalised_signal(self.locals["infos"])
         return True
 
 
@@ -90,6 +94,10 @@ class PPOPenalty(PPO):
         if not isinstance(self.rollout_buffer, PenaltyRolloutBuffer):
             raise ValueError("PPOPenalty needs a PenaltyRolloutBuffer (rollout_buffer_class)")
         self.rollout_buffer.penalty_coef = self.penalty_coef
+
+    def penalised_signal(self, infos: list[dict[str, Any]]) -> np.ndarray:
+        """What β multiplies, per env of one step: the step's ``info["cost"]`` (cost units)."""
+        return costs_from_infos(infos)
 
     def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
         combined = CallbackList([_CostTap(), super()._init_callback(callback, progress_bar)])

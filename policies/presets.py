@@ -42,7 +42,8 @@ class Intensity:
         cost_limit: Episode-cost limit ``d`` of the arms with a limit (``ppo-lag``, ``sac-lag``, ``cup``, ``cpo``) and
             the budget of ``saute``, cost per episode.
         penalty_coef: β of ``ppo-penalty``, reward units per cost unit.
-        shield_speed_fraction: Speed cap of ``ppo-shield`` as a fraction of the env's speed limit, (0, 1].
+        shield_speed_fraction: Speed cap of ``ppo-shield`` (and the reward cap of ``ppo-track``) as a fraction of
+            the env's speed limit, (0, 1].
         shield_clearance: Extra keep-out distance of the arm shield beyond the protective separation distance, m.
     """
 
@@ -155,14 +156,14 @@ def intensity_settings(env_id: str, arm: str, intensity: str) -> tuple[float | N
 
     Args:
         env_id: Gymnasium id.
-        arm: Learner arm (``ppo-lag``, ``sac-lag``, ``cup``, ``cpo``, ``saute``, ``ppo-penalty``, ``ppo-shield``;
-            others get no dose).
+        arm: Learner arm (``ppo-lag``, ``sac-lag``, ``cup``, ``cpo``, ``saute``, ``ppo-penalty``, ``ppo-shield``,
+            ``ppo-track``; others get no dose).
         intensity: ``mild``, ``moderate`` or ``strict``.
 
     Returns:
         ``(cost_limit, extra_hyperparams)``: the cost limit for arms with one (None otherwise) and the
         learner or wrapper kwargs carrying the dose (``penalty_coef``, ``shield_speed_fraction``,
-        ``shield_clearance``, ``saute_budget``: Saute's budget is the level's cost limit).
+        ``shield_clearance``, ``track_speed_fraction``, ``saute_budget``: Saute's budget is the level's cost limit).
 
     Raises:
         ValueError: For an unknown intensity name.
@@ -179,6 +180,8 @@ def intensity_settings(env_id: str, arm: str, intensity: str) -> tuple[float | N
         return None, {"penalty_coef": level.penalty_coef}
     if arm == "ppo-shield":
         return None, {"shield_speed_fraction": level.shield_speed_fraction, "shield_clearance": level.shield_clearance}
+    if arm == "ppo-track":  # the reference is held under the shield's speed cap at the same intensity
+        return None, {"track_speed_fraction": level.shield_speed_fraction}
     return None, {}
 
 

@@ -37,6 +37,7 @@ from .ppo_lag import PPOLagrangian
 from .sac_lag import SACLagrangian
 from .saute import DEFAULT_UNSAFE_REWARD, make_saute_wrapper, saute_budget_of
 from .shield import make_shield_wrapper
+from .track import PPOTrack
 
 __all__ = [
     "ARMS",
@@ -52,12 +53,13 @@ __all__ = [
 ]
 
 #: Names of the learner arms: each unconstrained learner, then its safety arms.
-ARMS = ("ppo", "ppo-lag", "ppo-penalty", "ppo-shield", "cup", "saute", "trpo", "cpo", "sac", "sac-lag")
+ARMS = ("ppo", "ppo-lag", "ppo-penalty", "ppo-shield", "ppo-track", "cup", "saute", "trpo", "cpo", "sac", "sac-lag")
 #: Arms with a safety mechanism, and the unconstrained arm each is paired with.
 _PARTNERS = {
     "ppo-lag": "ppo",
     "ppo-penalty": "ppo",
     "ppo-shield": "ppo",
+    "ppo-track": "ppo",
     "cup": "ppo",
     "saute": "ppo",
     "cpo": "trpo",
@@ -69,6 +71,7 @@ _CLASSES: dict[str, type[BaseAlgorithm]] = {
     "ppo-lag": PPOLagrangian,
     "ppo-penalty": PPOPenalty,
     "ppo-shield": PPO,
+    "ppo-track": PPOTrack,
     "cup": CUP,
     "saute": PPO,
     "trpo": TRPO,
@@ -108,6 +111,7 @@ _SAC_LAG_KWARGS = frozenset(
     }
 )
 _SHIELD_KWARGS = frozenset({"shield_speed_fraction", "shield_clearance"})
+_TRACK_KWARGS = frozenset({"track_speed_fraction"})
 #: The deployment-aware constraint of ppo-lag and sac-lag (policies/deploy_cost.py): λ also sees the
 #: deterministic policy's episode cost.
 _DEPLOY_KWARGS = frozenset({"deploy_cost_episodes", "deploy_cost_every"})
@@ -120,6 +124,7 @@ SAFETY_KWARGS = (
     LAGRANGIAN_KWARGS
     | _SAC_LAG_KWARGS
     | _SHIELD_KWARGS
+    | _TRACK_KWARGS
     | _CUP_KWARGS
     | _SAUTE_KWARGS
     | _DEPLOY_KWARGS
@@ -130,6 +135,7 @@ _ACCEPTS: dict[str, frozenset[str]] = {
     "ppo-lag": LAGRANGIAN_KWARGS | _DEPLOY_KWARGS,
     "ppo-penalty": frozenset({"penalty_coef"}),
     "ppo-shield": frozenset(),
+    "ppo-track": _TRACK_KWARGS,
     "cup": _CUP_KWARGS,
     "saute": frozenset(),
     "trpo": frozenset(),
@@ -239,7 +245,8 @@ def make_learner(
     Args:
         arm: One of :data:`ARMS`: ``ppo``, ``ppo-lag`` (PPO-Lagrangian; ``lagrange_method`` ``grad`` or
             ``pid``), ``ppo-penalty`` (reward − ``penalty_coef``·cost), ``ppo-shield`` (PPO; give it an env
-            wrapped by :func:`env_wrapper`), ``cup`` (CUP), ``saute`` (PPO on the Saute-wrapped env of
+            wrapped by :func:`env_wrapper`), ``ppo-track`` (PPO held under ``track_speed_fraction`` × the speed
+            limit by its reward), ``cup`` (CUP), ``saute`` (PPO on the Saute-wrapped env of
             :func:`env_wrapper`), ``trpo`` (sb3-contrib TRPO), ``cpo`` (CPO), ``sac``, ``sac-lag`` (SAC-Lagrangian).
         env: Environment, VecEnv or registered id (SB3 wraps it).
         seed: Seed of every random stream of the learner.
@@ -253,7 +260,7 @@ def make_learner(
 
     Returns:
         An SB3 algorithm (:class:`~stable_baselines3.PPO`, :class:`PPOLagrangian`, :class:`PPOPenalty`,
-        :class:`~stable_baselines3.SAC` or :class:`SACLagrangian`) ready to ``learn``.
+        :class:`PPOTrack`, :class:`~stable_baselines3.SAC` or :class:`SACLagrangian`) ready to ``learn``.
 
     Raises:
         ValueError: Unknown arm, negative or non-finite ``cost_limit``, or a reserved key in ``hyperparams``.
@@ -312,6 +319,8 @@ def _saved_arm(path: Path) -> str:
             arm = "cup"
         elif "lagrange" in data:
             arm = "sac-lag" if "lagrange_interval" in data else "ppo-lag"
+        elif "track_speed_fraction" in data:
+            arm = "ppo-track"
         elif "penalty_coef" in data:
             arm = "ppo-penalty"
         else:

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from taxbench.experiments.cli.options import DEFAULT_SEEDS, UsageError, console, positive_int, run_dir_arg, seed_arg
 from taxbench.experiments.cli.pair_table import print_pair_table
-from taxbench.experiments.cli.run_options import add_run_options, base_config
+from taxbench.experiments.cli.run_options import add_run_options, base_config, check_learners
 from taxbench.experiments.metrics.feasibility import DEFAULT_PROTOCOL, PROTOCOLS
 from taxbench.experiments.runs.policy_files import TRUST_PICKLE_HELP
 from taxbench.policies.presets import INTENSITY_NAMES, preset_for
@@ -57,7 +57,7 @@ def cmd_envs(args: argparse.Namespace, console: Console, err_console: Console) -
                   highlight=False)  # fmt: skip
     doses = Table(
         title="safety intensities (--intensity): cost limit d (ppo-lag, cup, cpo, sac-lag; saute's budget), "
-        "β of ppo-penalty, shield cap"
+        "β of ppo-penalty, shield cap (also ppo-track's reward cap)"
     )
     doses.add_column("id", no_wrap=True)
     for name in INTENSITY_NAMES:
@@ -147,6 +147,7 @@ def cmd_pair(args: argparse.Namespace, console: Console, err_console: Console) -
         safe = replace(safe, hyperparams={**safe.hyperparams, "deploy_cost_episodes": deploy})
     base = base_config(args, unconstrained_partner(args.safe_arm), args.seeds[0])
     jobs = pair_jobs(base, args.seeds, args.out, safe=safe)
+    check_learners([base, safe])  # a learner that cannot be built fails now in one line, before any run starts
     check_existing(jobs, args.resume, args.overwrite)
     err_console.print(
         f"pair: {base.env_id}, {len(args.seeds)} seeds × ({base.arm}, {safe.arm} {safe.intensity}), "

@@ -51,7 +51,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         choices=INTENSITY_NAMES,
         default=None,
         help="named safety dose of the env (see `taxbench envs`): the cost limit of *-lag arms, β of "
-        "ppo-penalty, the shield margins of ppo-shield; overrides --cost-limit (default: "
+        "ppo-penalty, the shield margins of ppo-shield, the speed cap of ppo-track; overrides --cost-limit (default: "
         "--cost-limit for *-lag arms, moderate for the others)",
     )
     parser.add_argument(

@@ -118,7 +118,7 @@ def test_pid_ppo_lag_round_trip(tmp_path):
 
 
 def test_partners():
-    partners = ["ppo", "ppo", "ppo", "ppo", "ppo", "ppo", "trpo", "trpo", "sac", "sac"]
+    partners = ["ppo", "ppo", "ppo", "ppo", "ppo", "ppo", "ppo", "trpo", "trpo", "sac", "sac"]
     assert [unconstrained_partner(a) for a in ARMS] == partners
 
 

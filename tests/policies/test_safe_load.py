@@ -13,7 +13,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
-from toy_envs import OverspeedPointEnv, SpeedLimitedPointEnv
+from toy_envs import OverspeedPointEnv, SpeedLimitedPointEnv, VelocityTaskPointEnv
 
 from taxbench.policies import (
     ARMS,
@@ -46,6 +46,7 @@ CASES = {
     "ppo-lag-pid": ("ppo-lag", {**PPO_HP, "lagrange_method": "pid"}, 256),
     "ppo-penalty": ("ppo-penalty", {**PPO_HP, "penalty_coef": 0.5, "policy_kwargs": RELU_NETS}, 128),
     "ppo-shield": ("ppo-shield", {**PPO_HP, "shield_speed_fraction": 0.8}, 128),
+    "ppo-track": ("ppo-track", {**PPO_HP, "track_speed_fraction": 0.8}, 128),
     "sac": ("sac", SAC_HP, 160),
     "sac-lag": ("sac-lag", {**SAC_HP, "lagrange_interval": 32}, 160),
     "cup": ("cup", {**PPO_HP, "lagrange_init": 0.5}, 256),
@@ -58,8 +59,9 @@ OBS = np.random.default_rng(0).normal(size=(32, 2)).astype(np.float32)
 
 def _point_env(case="ppo"):
     """The toy env, wrapped as the arm of ``case`` needs it for training and evaluation (saute)."""
-    env = SpeedLimitedPointEnv(speed_limit=0.1, max_episode_steps=32)
     arm, hp, _ = CASES[case]
+    env_class = VelocityTaskPointEnv if arm == "ppo-track" else SpeedLimitedPointEnv  # ppo-track reads a speed limit
+    env = env_class(speed_limit=0.1, max_episode_steps=32)
     return env_wrapper(arm, hp)(env) if arm == "saute" else env
 
 

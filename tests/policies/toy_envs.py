@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import gymnasium as gym
@@ -116,3 +117,21 @@ def overspeed_optimum(env: OverspeedPointEnv, cost_limit: float) -> tuple[float,
     multiplier = 1.0 / (2.0 * env.kappa * excess) if excess > 0 else np.inf
     speed = env.speed_limit + excess
     return env.horizon * speed, speed, multiplier
+
+
+class VelocityTaskPointEnv(SpeedLimitedPointEnv):
+    """The point mass dressed as a taxbench velocity task, for ``ppo-track``.
+
+    It carries what ``ppo-track`` reads from a ``SafeRobotEnv``: a ``velocity`` cost term with the speed
+    limit as its ``threshold`` (m/s), a task whose forward-reward weight is 1 (reward = v), and the
+    measured speed in ``info["measure_velocity"]``.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.safety = (SimpleNamespace(name="velocity", threshold=self.speed_limit),)
+        self.task = SimpleNamespace(weights=SimpleNamespace(forward=1.0))
+
+    def step(self, action: np.ndarray):
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs, reward, terminated, truncated, {**info, "measure_velocity": info["measure_speed"]}
