@@ -57,13 +57,18 @@ def _episode_means(rows: Sequence[Mapping[str, str]]) -> dict[str, float]:
 
 
 def dose(cfg: Mapping[str, Any]) -> str:
-    """What sets a run's safety intensity, from its config: ``β=…`` (penalty), ``shield …×`` or ``d=…`` (cost limit)."""
+    """What sets a run's safety intensity, from its config.
+
+    ``β=…`` (penalty), ``shield …×``, ``cap …×`` (ppo-track's speed cap, × the limit) or ``d=…`` (cost limit).
+    """
     hp = dict(cfg.get("hyperparams") or {})
     if "penalty_coef" in hp:
         return f"β={to_float(hp['penalty_coef']):g}"
     if "shield_speed_fraction" in hp:
         clearance = to_float(hp.get("shield_clearance", 0.0))
         return f"shield {to_float(hp['shield_speed_fraction']):g}×" + (f" +{clearance:g} m" if clearance else "")
+    if "track_speed_fraction" in hp:
+        return f"cap {to_float(hp['track_speed_fraction']):g}×"
     return f"d={to_float(cfg.get('cost_limit')):g}" if "cost_limit" in cfg else ""
 
 
