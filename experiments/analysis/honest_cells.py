@@ -171,7 +171,7 @@ def enrich_cells(cells: list[dict[str, Any]], runs: Sequence[Mapping[str, Any]],
         cell["tax_over_training"] = block["tax_over_training"]
         extra = [
             _label_note(block["tax_label"]),
-            block["decomposition_note"],
+            (block["decomposition_note"] + ".").lstrip(".").replace("..", "."),
             (width_warning("τ", cell["estimates"]["tax"], MAX_TAX_CI_WIDTH) + ".").lstrip("."),
             f"τ not converged (capability moved > {CONVERGENCE_TOL:.0%} over the last doubling)."
             if block["converged"] is False

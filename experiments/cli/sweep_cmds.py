@@ -207,7 +207,6 @@ _CONSOLE_COLUMNS = frozenset(
         "safety gain g",
         "tax τ [95% CI]",
         "safety gain g [95% CI]",
-        "break-even price",
         "pays?",
         "envs",
         "paired runs",
@@ -215,12 +214,27 @@ _CONSOLE_COLUMNS = frozenset(
 )
 
 
+#: Console columns kept whole (the numbers wrap or shrink instead).
+_NO_WRAP = frozenset({"env", "arm", "intensity", "feasible"})
+#: Marks of the tax labels in the console table, in order of first appearance.
+_LABEL_MARKS = ("*", "†", "‡", "§")
+
+
 def print_headline(data: Any, console: Console) -> None:
     """The headline table (per arm × intensity, averaged over envs) on the console."""
-    from taxbench.experiments.analysis.report_html import cells_table, headline_table
+    from taxbench.experiments.analysis.report_html import cells_table, fmt_ci, headline_table
+    from taxbench.experiments.metrics.feasibility import NEVER_BOUND
 
+    legend: dict[str, str] = {}  # a cell's tax label → its mark in the console table (the files spell it out)
+    cells_header, cells_rows = cells_table(data)
+    tax_column = cells_header.index("tax τ")
+    for row, cell in zip(cells_rows, data.cells, strict=True):
+        label = cell.get("tax_label", "tax")
+        if label != "tax":
+            mark = legend.setdefault(label, _LABEL_MARKS[len(legend) % len(_LABEL_MARKS)])
+            row[tax_column] = f"{fmt_ci(cell, 'tax')} {mark}"
     for title, (header, rows) in (
-        ("alignment tax per env", cells_table(data)),
+        ("alignment tax per env", (cells_header, cells_rows)),
         ("headline: mean over envs", headline_table(data)),
     ):
         if not rows:
@@ -228,10 +242,13 @@ def print_headline(data: Any, console: Console) -> None:
         keep = [i for i, h in enumerate(header) if h in _CONSOLE_COLUMNS]
         table = Table(title=title)
         for i in keep:
-            table.add_column(header[i], justify="left" if i < 3 else "right")
+            table.add_column(header[i], justify="left" if i < 3 else "right", no_wrap=header[i] in _NO_WRAP)
         for row in rows:
             table.add_row(*(row[i] for i in keep))
         console.print(table)
+        if title.startswith("alignment tax"):
+            for label, mark in legend.items():
+                console.print(f"{mark} τ is a {label}" if label != NEVER_BOUND else f"{mark} {label}", highlight=False)
     notes = sorted({c["note"] for c in data.cells if c["note"]})
     for note in notes:
         console.print(f"note: {note}", highlight=False)

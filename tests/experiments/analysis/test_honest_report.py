@@ -83,3 +83,24 @@ def test_the_report_protocol_is_an_option(runs_dir):
     assert {r["protocol"] for r in _rows(runs_dir / "tax.csv")} == {"stochastic"}
     with pytest.raises(ValueError, match="protocol"):
         ReportOptions(protocol="greedy").validate()
+
+
+def test_console_table_marks_the_tax_label_and_spells_it_out_below(runs_dir):
+    """`taxbench report` at 120 columns: the τ cell holds the number and a mark, the legend names the label."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "120"}
+    result = subprocess.run(
+        [sys.executable, "-m", "taxbench.experiments.cli", "report", str(runs_dir)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("│ Velocity-v0"))
+    block = [lines[start]] + [line for line in lines[start + 1 : start + 4] if line.startswith("│      ")]
+    assert "ppo-lag" in block[0] and any(" * │" in line for line in block)  # the CIs wrap: 3 lines at most
+    assert len(block) <= 3 and not any("infeasible arm" in line for line in block)
+    assert "* τ is a tax against an infeasible arm" in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) <= 120
