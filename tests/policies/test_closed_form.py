@@ -135,7 +135,11 @@ def test_new_arm_holds_cost_below_its_partner_short(arm, partner):
         # Kp 0.5: at OmniSafe's Kp 0.1 the PID multiplier still hovers around d at 61k steps (deterministic cost
         # 25.4-26.0, stochastic 25.9-29.0 at 61k-102k steps); Kp 0.5 settles below it (23.1 / 23.7 on seeds 0 / 1)
         ("ppo-lag", 61_440, {"lagrange_method": "pid", "pid_kp": 0.5}),
-        ("ppo-penalty", 61_440, {"penalty_coef": LAMBDA_STAR}),
+        # β = 1.2·λ*: at β = λ* the penalised optimum sits exactly on d, so its deterministic cost lands on either
+        # side of 25 with the last digits of the arithmetic (25 or below on one machine, 28.3 on another with the
+        # same library versions); at 1.2·λ* the optimum is v = 1 + 1/(4β) = 1.417 m/s, J = 70.8 at cost 17.4
+        # (measured: J 73.2 at cost 21.5)
+        ("ppo-penalty", 61_440, {"penalty_coef": 1.2 * LAMBDA_STAR}),
         ("sac-lag", 8_000, {}),
     ],
     ids=["ppo-lag-grad", "ppo-lag-pid", "ppo-penalty", "sac-lag"],
