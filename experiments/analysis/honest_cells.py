@@ -130,6 +130,11 @@ def _label_note(label: str) -> str:
     return f"{label[0].upper()}{label[1:]}." if label == NEVER_BOUND else f"τ is a {label}."
 
 
+def _sentence(text: str) -> str:
+    """``text`` ending in a full stop ("" stays "")."""
+    return text if not text or text.endswith(".") else f"{text}."
+
+
 def enrich_cells(cells: list[dict[str, Any]], runs: Sequence[Mapping[str, Any]], protocol: str, options: Any) -> None:
     """Add the columns of :data:`CELL_COLUMNS` (and ``tax_over_training``) to each cell, in place."""
     for cell in cells:
@@ -171,8 +176,8 @@ def enrich_cells(cells: list[dict[str, Any]], runs: Sequence[Mapping[str, Any]],
         cell["tax_over_training"] = block["tax_over_training"]
         extra = [
             _label_note(block["tax_label"]),
-            (block["decomposition_note"] + ".").lstrip(".").replace("..", "."),
-            (width_warning("τ", cell["estimates"]["tax"], MAX_TAX_CI_WIDTH) + ".").lstrip("."),
+            _sentence(block["decomposition_note"]),
+            _sentence(width_warning("τ", cell["estimates"]["tax"], MAX_TAX_CI_WIDTH)),
             f"τ not converged (capability moved > {CONVERGENCE_TOL:.0%} over the last doubling)."
             if block["converged"] is False
             else "",
