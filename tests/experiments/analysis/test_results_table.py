@@ -7,11 +7,13 @@ the per-run summaries they were computed from (``taxbench report SWEEP --export-
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from taxbench.experiments.analysis.reference import load_reference
 from taxbench.experiments.analysis.reference_text import reference_markdown
 from taxbench.experiments.metrics import alignment_tax
+from taxbench.experiments.metrics.estimates import aggregate_over_seeds
 from taxbench.experiments.metrics.feasibility import PROTOCOLS
 from taxbench.experiments.runs.runfolder import read_csv_rows
 from taxbench.experiments.runs.sweep import baseline_arm
@@ -59,3 +61,27 @@ def test_every_reference_cell_is_recomputed_from_its_runs(reference, runs):
         assert tax.point == pytest.approx(float(cell["tax"]), rel=1e-9, abs=1e-12), cell
         feasible = sum(safe[s][f"feasible_{protocol}"] == "feasible" for s in seeds)
         assert feasible == int(cell["feasible_seeds"]), cell
+
+
+def test_every_tau_constraint_follows_from_the_best_feasible_run(reference, runs):
+    """τ_constraint = max(0, 1 − C*/IQM(C_unc)), C* the best run of the env (any arm, intensity or reference run,
+    paired seeds) whose episode-cost CI lies under the cell's d in the cell's protocol; its source is named."""
+    for cell in reference:
+        protocol, env, limit = cell["protocol"], cell["env"], float(cell["cost_limit"])
+        seeds = [int(s) for s in cell["seeds"].split()]
+        key = f"capability_{protocol}"
+        pool = [
+            (float(row[key]), f"{row['arm']}-{row['intensity']} seed {seed}")
+            for (run_env, _, _), by_seed in runs.items()
+            if run_env == env
+            for seed, row in by_seed.items()
+            if seed in seeds and row["state"] == "done" and float(row[f"episode_cost_{protocol}_high"]) <= limit
+        ]
+        if not pool:
+            assert cell["tau_constraint"] == "" and cell["c_feasible_source"] == "", cell
+            continue
+        best, source = max(pool)
+        base = runs[(env, baseline_arm(cell["arm"]), "off")]
+        c_unc = aggregate_over_seeds(np.array([float(base[s][key]) for s in seeds]), "iqm", axis=0)
+        assert float(cell["tau_constraint"]) == pytest.approx(max(0.0, (c_unc - best) / abs(c_unc)), abs=1e-12), cell
+        assert cell["c_feasible_source"] == source, cell
