@@ -124,7 +124,8 @@ def protocol_view(runs: Sequence[Mapping[str, Any]], protocol: str) -> list[dict
     return out
 
 
-def _label_note(label: str) -> str:
+def label_note(label: str) -> str:
+    """The sentence that spells out a cell's tax label ("" for a plain tax)."""
     if label == "tax":
         return ""
     return f"{label[0].upper()}{label[1:]}." if label == NEVER_BOUND else f"τ is a {label}."
@@ -175,7 +176,7 @@ def enrich_cells(cells: list[dict[str, Any]], runs: Sequence[Mapping[str, Any]],
         cell["converged"] = "" if block["converged"] is None else block["converged"]
         cell["tax_over_training"] = block["tax_over_training"]
         extra = [
-            _label_note(block["tax_label"]),
+            label_note(block["tax_label"]),
             _sentence(block["decomposition_note"]),
             _sentence(width_warning("τ", cell["estimates"]["tax"], MAX_TAX_CI_WIDTH)),
             f"τ not converged (capability moved > {CONVERGENCE_TOL:.0%} over the last doubling)."

@@ -220,10 +220,23 @@ _NO_WRAP = frozenset({"env", "arm", "intensity", "feasible"})
 _LABEL_MARKS = ("*", "†", "‡", "§")
 
 
+def _print_table(title: str, header: list[str], rows: list[list[str]], console: Console) -> None:
+    """The :data:`_CONSOLE_COLUMNS` of one table (nothing when it has no rows)."""
+    if not rows:
+        return
+    keep = [i for i, h in enumerate(header) if h in _CONSOLE_COLUMNS]
+    table = Table(title=title)
+    for i in keep:
+        table.add_column(header[i], justify="left" if i < 3 else "right", no_wrap=header[i] in _NO_WRAP)
+    for row in rows:
+        table.add_row(*(row[i] for i in keep))
+    console.print(table)
+
+
 def print_headline(data: Any, console: Console) -> None:
-    """The headline table (per arm × intensity, averaged over envs) on the console."""
+    """The per-env tax table with its label legend, then the headline table (averaged over envs), on the console."""
+    from taxbench.experiments.analysis.honest_cells import label_note
     from taxbench.experiments.analysis.report_html import cells_table, fmt_ci, headline_table
-    from taxbench.experiments.metrics.feasibility import NEVER_BOUND
 
     legend: dict[str, str] = {}  # a cell's tax label → its mark in the console table (the files spell it out)
     cells_header, cells_rows = cells_table(data)
@@ -233,22 +246,10 @@ def print_headline(data: Any, console: Console) -> None:
         if label != "tax":
             mark = legend.setdefault(label, _LABEL_MARKS[len(legend) % len(_LABEL_MARKS)])
             row[tax_column] = f"{fmt_ci(cell, 'tax')} {mark}"
-    for title, (header, rows) in (
-        ("alignment tax per env", (cells_header, cells_rows)),
-        ("headline: mean over envs", headline_table(data)),
-    ):
-        if not rows:
-            continue
-        keep = [i for i, h in enumerate(header) if h in _CONSOLE_COLUMNS]
-        table = Table(title=title)
-        for i in keep:
-            table.add_column(header[i], justify="left" if i < 3 else "right", no_wrap=header[i] in _NO_WRAP)
-        for row in rows:
-            table.add_row(*(row[i] for i in keep))
-        console.print(table)
-        if title.startswith("alignment tax"):
-            for label, mark in legend.items():
-                console.print(f"{mark} τ is a {label}" if label != NEVER_BOUND else f"{mark} {label}", highlight=False)
+    _print_table("alignment tax per env", cells_header, cells_rows, console)
+    for label, mark in legend.items():
+        console.print(f"{mark} {label_note(label)}", highlight=False)
+    _print_table("headline: mean over envs", *headline_table(data), console)
     notes = sorted({c["note"] for c in data.cells if c["note"]})
     for note in notes:
         console.print(f"note: {note}", highlight=False)

@@ -6,7 +6,10 @@ a point: ppo-lag seed 0 (10 > 5) is infeasible, seed 1 (0) feasible, both ppo-of
 """
 
 import csv
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,10 +90,6 @@ def test_the_report_protocol_is_an_option(runs_dir):
 
 def test_console_table_marks_the_tax_label_and_spells_it_out_below(runs_dir):
     """`taxbench report` at 120 columns: the τ cell holds the number and a mark, the legend names the label."""
-    import os
-    import subprocess
-    import sys
-
     env = {**os.environ, "COLUMNS": "120"}
     result = subprocess.run(
         [sys.executable, "-m", "taxbench.experiments.cli", "report", str(runs_dir)],
