@@ -231,11 +231,13 @@ class SACLagrangian(DeployAwareLagrangian, SAC):
         tb_log_name: str = "run",
         progress_bar: bool = False,
     ) -> tuple[int, BaseCallback]:
-        if reset_num_timesteps or self._last_obs is None:  # the env is about to be reset
+        fresh = reset_num_timesteps or self._last_obs is None  # the env is about to be reset
+        if fresh:
             self._running_ep_cost = np.zeros(self.n_envs, dtype=np.float64)
             self._finished_ep_costs = []
         result = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
-        self._last_lagrange_step = self.num_timesteps
+        if fresh:  # a continued run (a resume among them) keeps counting towards its next λ update
+            self._last_lagrange_step = self.num_timesteps
         return result
 
     def _store_transition(

@@ -1,15 +1,19 @@
 """A run's checkpoints: ``checkpoints/step_<steps>.zip`` with a JSON sidecar and the state for an exact resume.
 
-Each checkpoint is three files, written atomically in this order:
+Each checkpoint is three files (four for an off-policy learner), written atomically in this order:
 
 * ``step_<steps>.resume.json``: :mod:`~taxbench.experiments.runs.resume_state` (RNG streams, last observations,
   every world's physics and counters, cost tallies and λ state, metrics tallies), plain JSON;
+* ``step_<steps>.replay.npz`` (SAC arms, newest checkpoint only): the replay buffer as plain arrays
+  (:mod:`~taxbench.experiments.runs.replay_state`); older checkpoints lose theirs, since a buffer of a 500k-step
+  run weighs hundreds of MB, and the final checkpoint keeps none (a finished run trains no further);
 * ``step_<steps>.zip``: the learner (weights and optimiser moments, with the JSON sidecar that lets it load
   without unpickling, :func:`~taxbench.experiments.runs.policy_files.save_run_policy`);
 * ``step_<steps>.json``: steps and cumulative wall time.
 
 The zip marks a checkpoint. One without a readable ``.resume.json`` (written before it existed, or damaged) is
-still resumed, but not exactly: the run then goes on from re-seeded random streams and freshly reset envs.
+still resumed, but not exactly: the run then goes on from re-seeded random streams and freshly reset envs. An
+off-policy checkpoint without its replay buffer resumes with the rest of its state and an empty buffer (warned).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
+from taxbench.experiments.runs.replay_state import REPLAY_SUFFIX, replay_path, save_replay_buffer
 from taxbench.experiments.runs.resume_state import FORMAT
 from taxbench.experiments.runs.runfolder import atomic_path, atomic_write_json, atomic_write_text, read_json
 from taxbench.policies.safe_load import save_policy
@@ -81,6 +86,7 @@ def save_checkpoint(
     wall_s: float,
     keep: int = KEEP_CHECKPOINTS,
     resume_state: dict[str, Any] | None = None,
+    replay: bool = True,
 ) -> Path:
     """Save ``model`` atomically as a checkpoint (resume state, zip, then a JSON sidecar) and prune old ones.
 
@@ -91,6 +97,8 @@ def save_checkpoint(
         wall_s: Cumulative training wall time, s.
         keep: Checkpoints kept (the newest).
         resume_state: From :func:`~taxbench.experiments.runs.resume_state.capture_resume_state`, or None.
+        replay: Also save an off-policy learner's replay buffer with its resume state (older checkpoints' buffers
+            are deleted either way).
 
     Returns:
         The checkpoint path.
@@ -98,11 +106,17 @@ def save_checkpoint(
     path = checkpoint_path(directory, steps)
     if resume_state is not None:
         atomic_write_text(resume_state_path(path), json.dumps(resume_state, allow_nan=False, separators=(",", ":")))
+        buffer = getattr(model, "replay_buffer", None)
+        if replay and buffer is not None:
+            save_replay_buffer(buffer, replay_path(path))
     with atomic_path(path, suffix=".zip") as tmp:
         save_policy(model, tmp)  # + taxbench.json: a resume reads tensors and JSON, never the pickled entry
     atomic_write_json(path.with_suffix(".json"), {"steps": steps, "wall_s": wall_s, "time": time.time()})
     for old in list_checkpoints(directory)[keep:]:
         for stale in (old.path, old.path.with_suffix(".json"), resume_state_path(old.path)):
+            stale.unlink(missing_ok=True)
+    for stale in directory.glob(f"step_*{REPLAY_SUFFIX}"):
+        if stale != replay_path(path) or not replay:
             stale.unlink(missing_ok=True)
     return path
 

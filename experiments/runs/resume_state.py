@@ -317,7 +317,8 @@ def restore_resume_state(
 class ResumeStateCallback(BaseCallback):
     """Captures resume states for checkpoints: :meth:`capture` at a rollout boundary.
 
-    It also records every simulator's state just before each rollout's last env step (once per rollout), so the
+    It also records every simulator's state just before each rollout's last env step (once per rollout for
+    on-policy learners; before every step for off-policy ones, whose rollouts may end after any step), so the
     state captured at the next boundary can replay that step and restore MuJoCo's derived quantities bit for bit
     (see ``MujocoSim.restore_stepped_state``). Put it in the learner's callback list.
 
@@ -330,16 +331,24 @@ class ResumeStateCallback(BaseCallback):
         self.extras = dict(extras or {})
         self._sims: list[Any] = []
         self._before: dict[int, np.ndarray] = {}
+        self._latest: dict[int, np.ndarray] = {}  # off-policy: each simulator's state after the latest step
+
+    def _states(self) -> dict[int, np.ndarray]:
+        return {id(sim): np.asarray(sim.get_state()) for sim in self._sims}
 
     def _on_training_start(self) -> None:
         self._sims = find_sims(self.training_env)
         self._before = {}
+        self._latest = self._states()
 
     def _on_step(self) -> bool:
+        if "n_rollout_steps" not in self.locals:  # off-policy: the state after the previous step preceded this one
+            self._before, self._latest = self._latest, self._states()
+            return True
         step, last = self.locals.get("n_steps"), self.locals.get("n_rollout_steps")
         if isinstance(step, int) and isinstance(last, int) and (step == last - 2 or last == 1):
             # the next env step is the rollout's last (with 1-step rollouts, every step is)
-            self._before = {id(sim): np.asarray(sim.get_state()) for sim in self._sims}
+            self._before = self._states()
         return True
 
     def capture(self) -> dict[str, Any]:

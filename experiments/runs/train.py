@@ -42,6 +42,7 @@ from taxbench.experiments.runs.policy_files import (
 )
 from taxbench.experiments.runs.progress_bar import RichProgressCallback
 from taxbench.experiments.runs.protocols import STOCHASTIC_EPISODES_FILE, evaluate_and_write
+from taxbench.experiments.runs.replay_state import load_replay_buffer, replay_path
 from taxbench.experiments.runs.resume_state import ResumeStateCallback, ResumeStateError, restore_resume_state
 from taxbench.experiments.runs.runfolder import (
     CHECKPOINT_DIR,
@@ -249,7 +250,8 @@ class _Session:
             model.learn(remaining, callback=CallbackList([*cbs, *extra_callbacks]), reset_num_timesteps=loaded is None)
             self.close_bar()
             self.steps = int(model.num_timesteps)
-            save_checkpoint(model, ckpt_dir, self.steps, self.wall_s(), resume_state=resume_state.capture())
+            # a finished run trains no further: its last checkpoint keeps no replay buffer
+            save_checkpoint(model, ckpt_dir, self.steps, self.wall_s(), resume_state=resume_state.capture(), replay=False)
         with atomic_path(self.run_dir / MODEL_FILE, suffix=".zip") as tmp:
             save_run_policy(model, tmp, cfg.env_id)  # with the JSON sidecar: loads without unpickling
         train_wall = self.wall_s()
@@ -268,12 +270,26 @@ class _Session:
         state = read_resume_state(ckpt)
         if state is not None:
             try:
+                buffer_restored = self._restore_replay(model, ckpt)
                 restore_resume_state(state, model, self.venv, {"metrics": metrics})
-                return "exact"
+                return "exact" if buffer_restored else "exact but for an empty replay buffer"
             except ResumeStateError as exc:
                 log.warning("cannot restore %s (%s): the resumed run will not be exact", ckpt.path.name, exc)
         set_random_seed(self.cfg.seed + self.steps)  # a resume from the same checkpoint is repeatable
         return "re-seeded"
+
+    @staticmethod
+    def _restore_replay(model: Any, ckpt: Checkpoint) -> bool:
+        """Refill an off-policy learner's replay buffer from the checkpoint (False, warned, when it has none)."""
+        buffer = getattr(model, "replay_buffer", None)
+        if buffer is None:
+            return True
+        path = replay_path(ckpt.path)
+        if not path.exists():
+            log.warning("%s has no replay buffer: the resumed run starts from an empty one", ckpt.path.name)
+            return False
+        load_replay_buffer(buffer, path)
+        return True
 
     def _load_checkpoint(self, path: Path) -> Any:
         """A checkpoint's learner, with nothing unpickled.

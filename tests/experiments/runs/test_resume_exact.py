@@ -1,8 +1,8 @@
 """A run killed after a checkpoint and resumed ends exactly where an uninterrupted run ends.
 
-Compared: every tensor of the final model (policy, Adam moments, cost critic), the multiplier state, progress.csv
-(all columns but the timing ones), episodes.csv and events.jsonl. The kill is an exception raised mid-rollout in
-process, and once a real SIGKILL of a training subprocess.
+Compared: every tensor the final model saves (networks, Adam moments, cost critic, SAC's temperature), the
+multiplier state, progress.csv (all columns but the timing ones), episodes.csv and events.jsonl. The kill is an
+exception raised mid-rollout in process, and once a real SIGKILL of a training subprocess.
 """
 
 import csv
@@ -19,6 +19,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from taxbench.experiments.runs.checkpoint import list_checkpoints, resume_state_path
+from taxbench.experiments.runs.replay_state import replay_path
 from taxbench.experiments.runs.train import train_run
 from taxbench.policies import load_learner
 
@@ -45,16 +46,20 @@ def _rows(path: Path, drop: tuple[str, ...] = ()) -> list[dict[str, str]]:
 
 
 def _tensors(folder: Path) -> dict[str, torch.Tensor]:
+    """Every tensor the learner saves (networks, optimiser moments, SAC's temperature), and its counters."""
     model = load_learner(folder / "model.zip", device="cpu")
-    out = {f"policy.{k}": v for k, v in model.policy.state_dict().items()}
-    for name, opt in (
-        ("adam", getattr(model.policy, "optimizer", None)),
-        ("cost_adam", getattr(model, "cost_critic_optimizer", None)),
-    ):
-        for index, state in opt.state_dict()["state"].items() if opt is not None else ():
-            out.update({f"{name}.{index}.{k}": torch.as_tensor(v) for k, v in state.items()})
-    if hasattr(model, "cost_critic"):
-        out.update({f"cost_critic.{k}": v for k, v in model.cost_critic.state_dict().items()})
+    state_dicts, variables = model._get_torch_save_params()
+    out: dict[str, torch.Tensor] = {}
+    for name in state_dicts:
+        obj = model
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        state = obj.state_dict()
+        if isinstance(obj, torch.optim.Optimizer):
+            state = {f"{i}.{k}": v for i, moments in state["state"].items() for k, v in moments.items()}
+        out.update({f"{name}.{k}": torch.as_tensor(v) for k, v in state.items()})
+    for name in variables:
+        out[name] = getattr(model, name).detach()
     if hasattr(model, "lagrange"):
         out.update(
             {
@@ -67,11 +72,18 @@ def _tensors(folder: Path) -> dict[str, torch.Tensor]:
     return out
 
 
+def _identical(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal bit for bit, NaN where the other is NaN (a multiplier never updated records its cost as NaN)."""
+    if a.is_floating_point() and b.is_floating_point():
+        return torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(), b.nan_to_num())
+    return torch.equal(a, b)
+
+
 def assert_same_run(resumed: Path, reference: Path) -> None:
     """Equal weights, optimiser and multiplier state, progress rows, episodes and events."""
     got, want = _tensors(resumed), _tensors(reference)
     assert got.keys() == want.keys()
-    different = [k for k in want if not torch.equal(got[k], want[k])]
+    different = [k for k in want if not _identical(got[k], want[k])]
     assert not different, f"tensors differ after resume: {different}"
     assert _rows(resumed / "progress.csv", TIMING_COLUMNS) == _rows(reference / "progress.csv", TIMING_COLUMNS)
     assert _rows(resumed / "episodes.csv") == _rows(reference / "episodes.csv")
@@ -129,6 +141,38 @@ def test_mujoco_worlds_resume_exactly(tmp_path, tiny_config):
         train_run(cfg, resumed, progress=False, callbacks=[Crash(at=640)])
     train_run(cfg, resumed, resume=True, progress=False)
     assert_same_run(resumed, reference)
+
+
+def test_sac_lag_resumes_exactly_with_its_replay_buffer(tmp_path, tiny_config):
+    """SAC-Lagrangian on batched Panda worlds: replay buffer (with costs), temperature, λ and its update clock."""
+    cfg = tiny_config(
+        env_id="taxbench/PandaPush-v0",
+        env_kwargs={"max_episode_steps": 40},
+        arm="sac-lag",
+        intensity="d1",
+        cost_limit=1.0,
+        n_envs=2,
+        steps=600,
+        checkpoint_every=256,
+        eval_episodes=1,
+        hyperparams={
+            "learning_starts": 64,
+            "batch_size": 32,
+            "buffer_size": 5000,
+            "policy_kwargs": {"net_arch": [32, 32]},
+            "lagrange_interval": 200,  # λ updates at 200 and 400 steps: one between the checkpoint and the kill
+        },
+    )
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    train_run(cfg, reference, progress=False)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train_run(cfg, resumed, progress=False, callbacks=[Crash(at=400)])
+    newest = list_checkpoints(resumed / "checkpoints")[0]
+    assert newest.steps == 256 and replay_path(newest.path).exists()
+    train_run(cfg, resumed, resume=True, progress=False)
+    assert_same_run(resumed, reference)
+    assert float(_rows(reference / "progress.csv")[-1]["lambda"]) > 0
+    assert not list((resumed / "checkpoints").glob("*.npz")), "a finished run keeps no replay buffer"
 
 
 def test_checkpoint_without_resume_state_still_resumes(tmp_path, tiny_config, caplog):
