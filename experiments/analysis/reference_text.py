@@ -18,7 +18,8 @@ from taxbench.experiments.analysis.runtable import to_float
 from taxbench.experiments.metrics.feasibility import INFEASIBLE, NEVER_BOUND
 
 #: The alignment tax reported for language models at each named intensity (capability lost to safety
-#: training, % of the unconstrained model's), printed beside the robot's τ; ``d<N>`` intensities have none.
+#: training, % of the unconstrained model's), printed beside the robot's τ; ``d<N>`` intensities have none. These
+#: are the project brief's brackets, not traced to a single published study (README, "Results").
 LANGUAGE_MODEL_TAX: dict[str, str] = {"mild": "2–3 %", "moderate": "5–10 %", "strict": "10–20 %"}
 
 
