@@ -13,6 +13,7 @@ with ``cpo``, which take the on-policy hyper-parameters that TRPO accepts (PPO's
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import math
@@ -267,7 +268,8 @@ def make_learner(
     """
     _check_arm(arm)
     check_cost_limit(cost_limit)
-    kwargs = dict(hyperparams or {})
+    given = copy.deepcopy(dict(hyperparams or {}))  # SB3 writes into nested dicts (SAC: policy_kwargs["use_sde"])
+    kwargs = copy.deepcopy(given)
     reserved = sorted(_RESERVED & kwargs.keys())
     if reserved:
         raise ValueError(f"hyperparams may not set {reserved}: pass them as make_learner arguments")
@@ -286,7 +288,7 @@ def make_learner(
         _check_saute_env(env, cost_limit)
     model = _CLASSES[arm](policy, env, **common, **kwargs)
     setattr(model, ARM_ATTRIBUTE, arm)
-    build = {"seed": seed, "cost_limit": float(cost_limit), "hyperparams": dict(hyperparams or {})}
+    build = {"seed": seed, "cost_limit": float(cost_limit), "hyperparams": given}
     setattr(model, BUILD_ATTRIBUTE, build)
     model.set_logger(run_logger(verbose=verbose))  # SB3's default logger leaves an SB3-<date> folder in /tmp
     return model

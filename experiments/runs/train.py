@@ -251,7 +251,9 @@ class _Session:
             self.close_bar()
             self.steps = int(model.num_timesteps)
             # a finished run trains no further: its last checkpoint keeps no replay buffer
-            save_checkpoint(model, ckpt_dir, self.steps, self.wall_s(), resume_state=resume_state.capture(), replay=False)
+            save_checkpoint(
+                model, ckpt_dir, self.steps, self.wall_s(), resume_state=resume_state.capture(), replay=False
+            )
         with atomic_path(self.run_dir / MODEL_FILE, suffix=".zip") as tmp:
             save_run_policy(model, tmp, cfg.env_id)  # with the JSON sidecar: loads without unpickling
         train_wall = self.wall_s()
@@ -280,15 +282,22 @@ class _Session:
 
     @staticmethod
     def _restore_replay(model: Any, ckpt: Checkpoint) -> bool:
-        """Refill an off-policy learner's replay buffer from the checkpoint (False, warned, when it has none)."""
+        """Refill an off-policy learner's replay buffer from the checkpoint.
+
+        Returns False (warned) when the checkpoint has none or one that does not fit: the buffer then stays
+        empty and the rest of the state is still restored.
+        """
         buffer = getattr(model, "replay_buffer", None)
         if buffer is None:
             return True
         path = replay_path(ckpt.path)
-        if not path.exists():
-            log.warning("%s has no replay buffer: the resumed run starts from an empty one", ckpt.path.name)
+        try:
+            if not path.exists():
+                raise ResumeStateError("no replay buffer saved")
+            load_replay_buffer(buffer, path)
+        except ResumeStateError as exc:
+            log.warning("%s: %s; the resumed run starts from an empty replay buffer", ckpt.path.name, exc)
             return False
-        load_replay_buffer(buffer, path)
         return True
 
     def _load_checkpoint(self, path: Path) -> Any:

@@ -30,6 +30,17 @@ def test_make_learner_runs(arm):
         assert type(model) is PPO
 
 
+@pytest.mark.parametrize("arm", ["sac", "sac-lag", "ppo-lag"])
+def test_make_learner_leaves_the_callers_hyperparams_alone(arm):
+    """SB3 writes into policy_kwargs (SAC adds use_sde): a run config reused for a resume must not change."""
+    hp = {"learning_starts": 10} if arm.startswith("sac") else dict(HP)
+    hp["policy_kwargs"] = {"net_arch": [8]}
+    before = repr(hp)
+    model = make_learner(arm, SpeedLimitedPointEnv(), seed=0, device="cpu", hyperparams=hp)
+    assert repr(hp) == before
+    assert model.taxbench_build["hyperparams"] == hp  # the recorded build is what was asked for
+
+
 def test_ppo_defaults_when_no_hyperparams():
     model = make_learner("ppo-lag", SpeedLimitedPointEnv(), seed=0, device="cpu")
     reference = PPO("MlpPolicy", SpeedLimitedPointEnv(), seed=0, device="cpu")

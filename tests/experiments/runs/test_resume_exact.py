@@ -187,6 +187,27 @@ def test_checkpoint_without_resume_state_still_resumes(tmp_path, tiny_config, ca
     assert "no resume state" in caplog.text
 
 
+def test_damaged_replay_buffer_resumes_with_an_empty_one(tmp_path, tiny_config, caplog):
+    """A replay file that cannot be read costs the buffer only: the run still resumes from its checkpoint."""
+    cfg = tiny_config(
+        arm="sac",
+        intensity="off",
+        steps=300,
+        checkpoint_every=100,
+        eval_episodes=1,
+        hyperparams={"learning_starts": 50, "batch_size": 16, "policy_kwargs": {"net_arch": [16]}},
+    )
+    folder = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train_run(cfg, folder, progress=False, callbacks=[Crash(at=250)])
+    newest = list_checkpoints(folder / "checkpoints")[0]
+    replay_path(newest.path).write_bytes(b"truncated")
+    with caplog.at_level("INFO"):
+        assert train_run(cfg, folder, resume=True, progress=False)["train_steps"] == 300
+    assert "empty replay buffer" in caplog.text
+    assert f"from {newest.path.name} ({newest.steps} steps, exact but for an empty replay buffer)" in caplog.text
+
+
 _CHILD = """
 import sys, time
 sys.path.insert(0, {here!r})
