@@ -115,8 +115,9 @@ def save_checkpoint(
     for old in list_checkpoints(directory)[keep:]:
         for stale in (old.path, old.path.with_suffix(".json"), resume_state_path(old.path)):
             stale.unlink(missing_ok=True)
+    kept_replay = replay_path(path) if replay else None
     for stale in directory.glob(f"step_*{REPLAY_SUFFIX}"):
-        if stale != replay_path(path) or not replay:
+        if stale != kept_replay:
             stale.unlink(missing_ok=True)
     return path
 

@@ -12,6 +12,7 @@ import pytest
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import PPO
+from stable_baselines3.common.save_util import recursive_getattr
 from stable_baselines3.common.vec_env import DummyVecEnv
 from toy_envs import OverspeedPointEnv, SpeedLimitedPointEnv, VelocityTaskPointEnv
 
@@ -117,10 +118,7 @@ def test_safe_load_matches_sb3_load(saved, case):
     assert safe.get_env() is None
     _same_state(safe.policy.state_dict(), trusted.policy.state_dict())
     for name in trusted._get_torch_save_params()[0]:  # every saved state dict, optimisers and cost critics included
-        safe_obj, trusted_obj = safe, trusted
-        for part in name.split("."):
-            safe_obj, trusted_obj = getattr(safe_obj, part), getattr(trusted_obj, part)
-        _same_state(safe_obj.state_dict(), trusted_obj.state_dict())
+        _same_state(recursive_getattr(safe, name).state_dict(), recursive_getattr(trusted, name).state_dict())
     for name in trusted._get_torch_save_params()[1]:
         assert th.equal(getattr(safe, name), getattr(trusted, name)), name
     assert np.array_equal(safe.predict(obs, deterministic=True)[0], trusted.predict(obs, deterministic=True)[0])

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.save_util import recursive_getattr
 
 from taxbench.experiments.runs.checkpoint import list_checkpoints, resume_state_path
 from taxbench.experiments.runs.replay_state import replay_path
@@ -51,9 +52,7 @@ def _tensors(folder: Path) -> dict[str, torch.Tensor]:
     state_dicts, variables = model._get_torch_save_params()
     out: dict[str, torch.Tensor] = {}
     for name in state_dicts:
-        obj = model
-        for part in name.split("."):
-            obj = getattr(obj, part)
+        obj = recursive_getattr(model, name)
         state = obj.state_dict()
         if isinstance(obj, torch.optim.Optimizer):
             state = {f"{i}.{k}": v for i, moments in state["state"].items() for k, v in moments.items()}
