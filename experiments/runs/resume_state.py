@@ -8,7 +8,8 @@ step is captured here, at a rollout boundary, and restored before training conti
   ``num_timesteps``, ``_n_updates``, learning-rate progress, ``ep_info_buffer``/``ep_success_buffer``, every
   ``numpy.random.Generator`` it owns (the cost critic's shuffle), its cost tallies and its multiplier objects
   (λ, Adam moments, PID integral and history) — read generically from the learner's attributes;
-* the envs: every world's physics (``sim.get_state()``: time, qpos, qvel, act, warm start, mocap, controls),
+* the envs: every world's physics (``sim.get_state()``: time, qpos, qvel, act, warm start, mocap, controls;
+  where the adapter offers ``exact_state()``, the engine's own serialisation too: PyBullet's contact caches),
   episode step counters (``TimeLimit``, the vector env's ``elapsed``), Monitor tallies, each world's
   ``np_random`` and each space's RNG, task and cost-term attributes, pending seeds, ``VecNormalize`` statistics;
 * named extra objects with ``state_dict()``/``load_state_dict()`` (the run's safety-metrics callback).
@@ -27,6 +28,7 @@ Nothing here unpickles: the file is JSON, arrays are base64 bytes with their dty
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -46,6 +48,8 @@ from stable_baselines3.common.vec_env import VecEnv
 from taxbench.experiments.runs.state_codec import SKIP, ResumeStateError, decode, encode
 
 __all__ = ["FORMAT", "ResumeStateCallback", "ResumeStateError", "capture_resume_state", "restore_resume_state"]
+
+log = logging.getLogger(__name__)
 
 #: Format tag of a resume state; a file with another tag is not restored.
 FORMAT = "taxbench-resume/1"
@@ -144,9 +148,11 @@ def capture_tree(
     seen.add(id(obj))
     if _is_sim(obj):
         previous = before.get(id(obj))
+        exact = getattr(obj, "exact_state", None)
         return {
             "$sim": encode(np.asarray(obj.get_state())),
             "before": None if previous is None else encode(previous),
+            "exact": encode(exact()) if callable(exact) else None,
             "class": type(obj).__name__,
         }
     attrs: dict[str, Any] = {}
@@ -186,9 +192,17 @@ def _plan_sim(sim: Any, saved: Mapping[str, Any], path: str) -> Callable[[], Non
         raise ResumeStateError(f"{path} has no get_state/restore_state")
     state = decode(saved["$sim"])
     previous = decode(saved.get("before"))
+    exact = decode(saved.get("exact"))
+    if exact is not None and callable(getattr(sim, "restore_exact_state", None)):
+        return lambda: _warn_unless(sim.restore_exact_state(state, exact), f"{path}'s solver caches")
     if previous is not None and callable(getattr(sim, "restore_stepped_state", None)):
         return lambda: sim.restore_stepped_state(previous, state)  # derived quantities too
     return lambda: sim.restore_state(state)
+
+
+def _warn_unless(restored: bool, what: str) -> None:
+    if not restored:
+        log.warning("%s did not fit the rebuilt world; resumed from positions and velocities only", what)
 
 
 def plan_tree(obj: Any, saved: Mapping[str, Any], ops: list[Callable[[], None]], path: str) -> None:

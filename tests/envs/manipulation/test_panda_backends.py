@@ -98,3 +98,56 @@ def test_render_shows_the_person_and_the_keepout_zone(backend):
     assert diff.mean() > 0.01
     assert frame[diff][:, 0].mean() > frame[diff][:, 1].mean()  # the zone is red
     env.close()
+
+
+def _pushing(steps: int) -> tuple[gym.Env, list[np.ndarray]]:
+    """PandaPush on PyBullet after ``steps`` seeded random actions, and 150 more actions to continue with."""
+    env = gym.make(PUSH, backend="pybullet", max_episode_steps=1000)
+    env.reset(seed=3)
+    actions = list(np.random.default_rng(0).uniform(-1, 1, size=(steps + 150, 3)).astype(np.float32))
+    for action in actions[:steps]:
+        env.step(action)
+    return env, actions[steps:]
+
+
+def _continue(env: gym.Env, actions: list[np.ndarray]) -> np.ndarray:
+    return np.array([np.r_[obs, reward, info["cost"]] for obs, reward, _, _, info in map(env.step, actions)])
+
+
+def test_pybullet_exact_state_resumes_bit_for_bit():
+    """Positions and velocities alone lose the contact caches; the engine's own serialisation keeps them."""
+    reference, rest = _pushing(80)
+    sim = reference.unwrapped.sim
+    state, exact = sim.get_state(), sim.exact_state()
+    want = _continue(reference, rest)
+
+    approximate, _ = _pushing(80)
+    approximate.unwrapped.sim.reset()
+    approximate.unwrapped.sim.restore_state(state)
+    drift = np.abs(_continue(approximate, rest) - want).max()
+    assert drift > 1e-6, "positions and velocities alone now resume exactly: exact_state is no longer needed"
+
+    restored, _ = _pushing(80)
+    restored.unwrapped.sim.reset()
+    assert restored.unwrapped.sim.restore_exact_state(state, exact)
+    np.testing.assert_array_equal(_continue(restored, rest), want)
+
+
+@pytest.mark.parametrize("damage", ["another scene", "not zlib", "not a bullet file"])
+def test_pybullet_exact_state_that_does_not_fit_falls_back(damage):
+    env, _ = _pushing(20)
+    sim = env.unwrapped.sim
+    state = sim.get_state()
+    if damage == "another scene":
+        other = gym.make(REACH, backend="pybullet")
+        other.reset(seed=1)
+        exact = other.unwrapped.sim.exact_state()
+    elif damage == "not zlib":
+        exact = np.frombuffer(b"garbage" * 50, dtype=np.uint8)
+    else:
+        import zlib
+
+        exact = np.frombuffer(zlib.compress(b"garbage" * 50), dtype=np.uint8)
+    sim.reset()
+    assert not sim.restore_exact_state(state, exact)
+    np.testing.assert_array_equal(sim.get_state(), state)

@@ -142,6 +142,26 @@ def test_mujoco_worlds_resume_exactly(tmp_path, tiny_config):
     assert_same_run(resumed, reference)
 
 
+def test_pybullet_worlds_resume_exactly(tmp_path, tiny_config):
+    """PyBullet Panda worlds: the contact caches travel in the checkpoint (the adapter's ``exact_state``)."""
+    cfg = tiny_config(
+        env_id="taxbench/PandaPush-v0",
+        env_kwargs={"max_episode_steps": 40, "backend": "pybullet"},
+        arm="ppo",
+        intensity="off",
+        n_envs=2,
+        steps=512,
+        checkpoint_every=256,
+        eval_episodes=1,
+    )
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    train_run(cfg, reference, progress=False)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train_run(cfg, resumed, progress=False, callbacks=[Crash(at=320)])
+    train_run(cfg, resumed, resume=True, progress=False)
+    assert_same_run(resumed, reference)
+
+
 def test_sac_lag_resumes_exactly_with_its_replay_buffer(tmp_path, tiny_config):
     """SAC-Lagrangian on batched Panda worlds: replay buffer (with costs), temperature, λ and its update clock."""
     cfg = tiny_config(
