@@ -1,10 +1,10 @@
 """Every registered env, on each backend it supports, continues bit for bit from its recorded resume state.
 
 The training-level resume tests use three envs; the reference sweeps resume runs of all of them. Here an env is
-stepped, its state recorded (through JSON, as on disk) and put into a freshly built env (not reset, as in a resumed
-run), and the two then take the same actions across an episode end and a reset: observations, rewards, costs, every info value and
-the episode flags must agree exactly. An attribute the walk misses (a view it takes for an alias, a goal drawn at
-reset) shows up as a difference here.
+stepped, its state recorded (through JSON, as on disk) and put into a freshly built env (not reset, as in a
+resumed run), and the two then take the same actions across an episode end and a reset: observations, rewards,
+costs, every info value and the episode flags must agree exactly. An attribute the walk misses (a view it takes
+for an alias, a goal drawn at reset) shows up as a difference here.
 """
 
 import json
