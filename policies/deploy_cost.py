@@ -17,6 +17,7 @@ per probe.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,9 @@ import numpy as np
 
 #: First reset seed of the probe's episodes (far from the training and evaluation seeds).
 PROBE_SEED = 7_000_000
+
+#: Entry point of SB3's Monitor in an env spec's wrapper list.
+_MONITOR = "stable_baselines3.common.monitor:Monitor"
 
 #: Safety net against an env without a time limit (steps per probe episode).
 MAX_PROBE_STEPS = 100_000
@@ -43,6 +47,12 @@ def env_copy(vec_env: Any) -> gymnasium.Env:
         spec = getattr(getattr(vec_env, "unwrapped", None), "spec", None)
     if spec is None:
         raise ValueError("deploy_cost_episodes needs a registered env (with a spec) or an explicit deploy_env factory")
+    # SB3's Monitor only tallies training episodes (and cannot be rebuilt from a spec): the probe goes without it
+    wrappers = tuple(w for w in spec.additional_wrappers if w.entry_point != _MONITOR)
+    if any(w.kwargs is None for w in wrappers):
+        names = ", ".join(w.name for w in wrappers if w.kwargs is None)
+        raise ValueError(f"deploy_cost_episodes cannot rebuild the env's wrapper {names}: pass a deploy_env factory")
+    spec = dataclasses.replace(spec, additional_wrappers=wrappers)
     if spec.max_episode_steps is None and spec.id in gymnasium.registry:
         # a batched vector env keeps time limits itself: its worlds' specs lose the registered one
         return gymnasium.make(spec.id, max_episode_steps=gymnasium.spec(spec.id).max_episode_steps, **spec.kwargs)
@@ -123,6 +133,16 @@ class DeployAwareLagrangian:
         if self.deploy_cost_episodes < 0 or self.deploy_cost_every < 1:
             raise ValueError(f"deploy_cost_episodes must be >= 0 and deploy_cost_every >= 1, got {episodes}, {every}")
         self.deploy_env, self._deploy_probe = make_env, None
+
+    def use_deploy_env(self, make_env: Callable[[], gymnasium.Env]) -> None:
+        """Play the probe's episodes on envs from ``make_env``.
+
+        The probe is built now (when the option is on), so that a resume state finds it and restores its counters.
+        """
+        self.deploy_env = make_env
+        probe = self._deployed_cost_probe()
+        if probe is not None:
+            probe.make_env = make_env
 
     def _deployed_cost_probe(self) -> DeployedCostProbe | None:
         """The deterministic-episode probe (built on first use; None when ``deploy_cost_episodes`` is 0)."""

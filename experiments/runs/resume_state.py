@@ -75,8 +75,12 @@ _MODEL_SKIP = frozenset(
 )
 
 #: Attributes left alone in any walked object, by class name: BatchPostStep re-enables its force gathering
-#: (and wires the worlds to it) on first use, with the same numbers.
-_CLASS_SKIP: dict[str, frozenset[str]] = {"BatchPostStep": frozenset({"_forces"})}
+#: (and wires the worlds to it) on first use, with the same numbers; the deployment probe builds its env on first
+#: use and reseeds it for every episode, so only its counters matter.
+_CLASS_SKIP: dict[str, frozenset[str]] = {
+    "BatchPostStep": frozenset({"_forces"}),
+    "DeployedCostProbe": frozenset({"env"}),
+}
 
 _MISSING = object()
 

@@ -57,7 +57,7 @@ from taxbench.experiments.runs.runfolder import (
     read_status,
     write_status,
 )
-from taxbench.experiments.runs.vec_envs import arm_env_wrapper, make_vec_env
+from taxbench.experiments.runs.vec_envs import arm_env_wrapper, make_vec_env, single_env_factory
 from taxbench.experiments.runs.warp_run import WarpSession
 
 log = logging.getLogger(__name__)
@@ -222,11 +222,13 @@ class _Session:
         if loaded is not None:
             model, ckpt = loaded
             self.steps, self.wall_offset = int(model.num_timesteps), ckpt.wall_s
+            self._use_deploy_env(model)
             exact = self._restore(model, ckpt, metrics)
             log.info("resuming %s from %s (%d steps, %s)", self.run_dir, ckpt.path.name, self.steps, exact)
         else:
             kwargs = {"seed": cfg.seed, "device": cfg.device, "cost_limit": cfg.cost_limit}
             model = make_learner(cfg.arm, self.venv, hyperparams=dict(cfg.hyperparams), verbose=0, **kwargs)
+            self._use_deploy_env(model)
         write_status(self.run_dir, "running", steps=self.steps, resumed_from=self.steps if loaded else None)
         self.csv = ProgressCsv(self.run_dir / PROGRESS_FILE, resume_steps=self.steps)
 
@@ -266,6 +268,11 @@ class _Session:
         )
         summary["budgets"] = len({row["budget"] for row in budget_rows})
         return summary
+
+    def _use_deploy_env(self, model: Any) -> None:
+        """A deployment-aware learner probes on an env built as the training envs are (not a copy of its spec)."""
+        if callable(getattr(model, "use_deploy_env", None)):
+            model.use_deploy_env(single_env_factory(self.cfg))
 
     def _restore(self, model: Any, ckpt: Checkpoint, metrics: BaseCallback) -> str:
         """Put the checkpoint's resume state back (exact); without a usable one, re-seed (repeatable only)."""

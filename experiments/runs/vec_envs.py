@@ -40,6 +40,17 @@ def arm_env_wrapper(cfg: RunConfig) -> Callable[[gymnasium.Env], gymnasium.Env] 
     return env_wrapper(cfg.arm, dict(cfg.hyperparams))
 
 
+def single_env_factory(cfg: RunConfig) -> Callable[[], gymnasium.Env]:
+    """A factory of one env built as the run's training envs are (arm wrapper, no Monitor): the deployment probe's."""
+    wrap = arm_env_wrapper(cfg)
+
+    def make() -> gymnasium.Env:
+        env = gymnasium.make(cfg.env_id, **dict(cfg.env_kwargs))
+        return wrap(env) if wrap is not None else env
+
+    return make
+
+
 #: Set this environment variable to ``0`` to train on a ``DummyVecEnv`` even where batched physics is possible.
 BATCHED_PHYSICS_ENV_VAR = "TAXBENCH_BATCHED_PHYSICS"
 

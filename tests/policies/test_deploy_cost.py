@@ -142,6 +142,32 @@ def test_the_probe_env_keeps_the_registered_time_limit_behind_a_batched_vector_e
         venv.close()
 
 
+def test_the_probe_env_is_rebuilt_without_sb3s_monitor_and_refuses_other_wrappers():
+    """SB3's ``make_vec_env`` wraps each env in a Monitor, which a spec cannot rebuild; the probe goes without it.
+
+    A wrapper of the user's that cannot be rebuilt is named in the error instead of being dropped silently.
+    """
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from taxbench.policies.deploy_cost import env_copy
+
+    venv = make_vec_env("taxbench/HalfCheetahVelocity-v0", n_envs=1)
+    env = env_copy(venv)
+    assert env.spec.id == "taxbench/HalfCheetahVelocity-v0" and env.spec.additional_wrappers == ()
+    env.reset(seed=0)
+    assert "cost" in env.step(env.action_space.sample())[4]
+    env.close()
+    venv.close()
+
+    class Unrecorded(gym.Wrapper):
+        """A wrapper without RecordConstructorArgs: its spec entry has no kwargs."""
+
+    venv = make_vec_env("taxbench/HalfCheetahVelocity-v0", n_envs=1, wrapper_class=Unrecorded)
+    with pytest.raises(ValueError, match="cannot rebuild the env's wrapper Unrecorded: pass a deploy_env"):
+        env_copy(venv)
+    venv.close()
+
+
 def _sac(deploy_episodes, **kwargs):
     """SAC-Lagrangian with a fixed squashed-Gaussian policy: pre-tanh mean 0.8 (throttle tanh 0.8 = 0.66), σ = 1.
 
