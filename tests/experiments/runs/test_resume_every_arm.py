@@ -1,15 +1,13 @@
 """Every arm of the registry resumes exactly: killed after a checkpoint, it ends where an uninterrupted run ends.
 
 ``test_resume_exact.py`` covers ppo, ppo-lag and sac-lag in depth (several env counts, batched MuJoCo worlds, a
-real SIGKILL); here each other arm, and the deployment-aware ppo-lag, is killed once mid-rollout on the
-Pendulum-with-cost env and compared the same way (weights, optimiser and multiplier state, progress, episodes).
+real SIGKILL); here each other arm, and the deployment-aware ppo-lag, is killed once mid-rollout after a
+checkpoint and compared the same way (weights, optimiser and multiplier state, progress, episodes).
 """
 
 import pytest
-from test_resume_exact import Crash, _rows, assert_same_run
+from test_resume_exact import _rows, assert_resumes_exactly
 
-from taxbench.experiments.runs.checkpoint import list_checkpoints
-from taxbench.experiments.runs.train import train_run
 from taxbench.policies.registry import ARMS
 
 ON_POLICY = {"n_steps": 64, "batch_size": 64, "n_epochs": 1}
@@ -41,12 +39,6 @@ def test_arm_resumes_exactly(tmp_path, tiny_config, case):
     cfg = tiny_config(
         arm=arm, intensity=intensity, steps=512, checkpoint_every=256, eval_episodes=1, hyperparams=hyperparams, **env
     )
-    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
-    train_run(cfg, reference, progress=False)
-    with pytest.raises(RuntimeError, match="simulated kill"):
-        train_run(cfg, resumed, progress=False, callbacks=[Crash(at=320)])
-    assert [c.steps for c in list_checkpoints(resumed / "checkpoints")] == [256]
-    train_run(cfg, resumed, resume=True, progress=False)
-    assert_same_run(resumed, reference)
+    resumed, reference = assert_resumes_exactly(cfg, tmp_path, kill_at=320)  # after the checkpoint at 256 steps
     if case == "ppo-lag-deploy":  # the probe's deterministic cost drove λ, so the probe's counters were exercised
         assert float(_rows(reference / "progress.csv")[-1]["lambda"]) > 0

@@ -89,6 +89,23 @@ def assert_same_run(resumed: Path, reference: Path) -> None:
     assert (resumed / "events.jsonl").read_text() == (reference / "events.jsonl").read_text()
 
 
+def assert_resumes_exactly(cfg, tmp_path: Path, kill_at: int) -> tuple[Path, Path]:
+    """Train ``cfg`` once uninterrupted and once killed after ``kill_at`` steps then resumed; the two must agree.
+
+    Returns:
+        The resumed and the reference run folders.
+    """
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    train_run(cfg, reference, progress=False)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train_run(cfg, resumed, progress=False, callbacks=[Crash(at=kill_at)])
+    saved = list_checkpoints(resumed / "checkpoints")
+    assert saved and 0 < saved[0].steps <= kill_at, "no checkpoint before the kill: a rerun from scratch proves nothing"
+    train_run(cfg, resumed, resume=True, progress=False)
+    assert_same_run(resumed, reference)
+    return resumed, reference
+
+
 @pytest.mark.parametrize(
     ("arm", "n_envs", "extra"),
     [
@@ -123,43 +140,25 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, tiny_config, arm,
         assert float(_rows(reference / "progress.csv")[-1]["lambda"]) > 0
 
 
-def test_mujoco_worlds_resume_exactly(tmp_path, tiny_config):
-    """Batched MuJoCo worlds whose controller reads body frames and Jacobians between steps (Panda)."""
+@pytest.mark.parametrize(("backend", "arm", "n_envs"), [("mujoco", "ppo-lag", 4), ("pybullet", "ppo", 2)])
+def test_panda_worlds_resume_exactly(tmp_path, tiny_config, backend, arm, n_envs):
+    """Panda worlds, whose controller reads body frames and Jacobians between steps.
+
+    Batched MuJoCo worlds replay their last step for the derived quantities; PyBullet worlds carry their contact
+    caches in the checkpoint (the adapter's ``exact_state``).
+    """
+    steps_per_rollout = 64 * n_envs
     cfg = tiny_config(
         env_id="taxbench/PandaPush-v0",
-        env_kwargs={"max_episode_steps": 40},
-        arm="ppo-lag",
-        n_envs=4,
-        steps=1024,
-        checkpoint_every=512,
+        env_kwargs={"max_episode_steps": 40, "backend": backend},
+        arm=arm,
+        intensity="d5" if arm == "ppo-lag" else "off",
+        n_envs=n_envs,
+        steps=4 * steps_per_rollout,
+        checkpoint_every=2 * steps_per_rollout,
         eval_episodes=1,
     )
-    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
-    train_run(cfg, reference, progress=False)
-    with pytest.raises(RuntimeError, match="simulated kill"):
-        train_run(cfg, resumed, progress=False, callbacks=[Crash(at=640)])
-    train_run(cfg, resumed, resume=True, progress=False)
-    assert_same_run(resumed, reference)
-
-
-def test_pybullet_worlds_resume_exactly(tmp_path, tiny_config):
-    """PyBullet Panda worlds: the contact caches travel in the checkpoint (the adapter's ``exact_state``)."""
-    cfg = tiny_config(
-        env_id="taxbench/PandaPush-v0",
-        env_kwargs={"max_episode_steps": 40, "backend": "pybullet"},
-        arm="ppo",
-        intensity="off",
-        n_envs=2,
-        steps=512,
-        checkpoint_every=256,
-        eval_episodes=1,
-    )
-    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
-    train_run(cfg, reference, progress=False)
-    with pytest.raises(RuntimeError, match="simulated kill"):
-        train_run(cfg, resumed, progress=False, callbacks=[Crash(at=320)])
-    train_run(cfg, resumed, resume=True, progress=False)
-    assert_same_run(resumed, reference)
+    assert_resumes_exactly(cfg, tmp_path, kill_at=2 * steps_per_rollout + steps_per_rollout // 2)
 
 
 def test_sac_lag_resumes_exactly_with_its_replay_buffer(tmp_path, tiny_config):
