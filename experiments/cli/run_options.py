@@ -24,7 +24,7 @@ from taxbench.experiments.cli.options import (
     steps_arg,
 )
 from taxbench.experiments.cli.sim_options import add_sim_options, sim_settings
-from taxbench.experiments.runs.vec_envs import arm_env_wrapper
+from taxbench.experiments.runs.vec_envs import single_env_factory
 from taxbench.policies.lagrange import DEFAULT_COST_LIMIT
 from taxbench.policies.presets import INTENSITY_NAMES, preset_for, resolve_dose
 
@@ -169,8 +169,6 @@ def check_learners(configs: Iterable[Any]) -> None:
     replay buffers are capped at 1,000 transitions for this check only (their size is checked to be a whole
     number > 0 separately).
     """
-    import gymnasium as gym
-
     from taxbench.policies.registry import make_learner
 
     seen: set[str] = set()
@@ -185,9 +183,7 @@ def check_learners(configs: Iterable[Any]) -> None:
             if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
                 raise UsageError(f"--hyperparam buffer_size must be a whole number > 0, got {size!r}")
             hyperparams["buffer_size"] = min(size, 1000)
-        env = gym.make(cfg.env_id, **cfg.env_kwargs)
-        wrapper = arm_env_wrapper(cfg)  # Saute's budget, the shield: the learner sees the env it trains on
-        env = wrapper(env) if wrapper is not None else env
+        env = single_env_factory(cfg)()  # with Saute's budget, the shield: the learner sees the env it trains on
         try:
             make_learner(cfg.arm, env, seed=0, cost_limit=cfg.cost_limit, device="cpu", hyperparams=hyperparams)
         except (TypeError, ValueError, AssertionError) as exc:

@@ -21,18 +21,6 @@ from taxbench.experiments.runs.checkpoint import (
 from taxbench.experiments.runs.config import RunConfig
 
 
-def _make_env_fn(
-    env_id: str, env_kwargs: Mapping[str, Any], seed: int, wrap: Callable[[gymnasium.Env], gymnasium.Env] | None = None
-) -> Callable[[], gymnasium.Env]:
-    def make() -> gymnasium.Env:
-        env = gymnasium.make(env_id, **dict(env_kwargs))
-        env = Monitor(wrap(env) if wrap is not None else env)
-        env.action_space.seed(seed)
-        return env
-
-    return make
-
-
 def arm_env_wrapper(cfg: RunConfig) -> Callable[[gymnasium.Env], gymnasium.Env] | None:
     """The wrapper the run's arm puts around each env (the ``ppo-shield`` filter), or None."""
     from taxbench.policies import env_wrapper
@@ -41,12 +29,26 @@ def arm_env_wrapper(cfg: RunConfig) -> Callable[[gymnasium.Env], gymnasium.Env] 
 
 
 def single_env_factory(cfg: RunConfig) -> Callable[[], gymnasium.Env]:
-    """A factory of one env built as the run's training envs are (arm wrapper, no Monitor): the deployment probe's."""
+    """A factory of one env as the run's training envs are built, before Monitor (the arm's wrapper, if any).
+
+    The deployment probe plays on it too.
+    """
     wrap = arm_env_wrapper(cfg)
 
     def make() -> gymnasium.Env:
         env = gymnasium.make(cfg.env_id, **dict(cfg.env_kwargs))
         return wrap(env) if wrap is not None else env
+
+    return make
+
+
+def _monitored(make_env: Callable[[], gymnasium.Env], seed: int) -> Callable[[], gymnasium.Env]:
+    """A factory of ``make_env``'s env inside SB3's Monitor, its action space seeded ``seed``."""
+
+    def make() -> gymnasium.Env:
+        env = Monitor(make_env())
+        env.action_space.seed(seed)
+        return env
 
     return make
 
@@ -79,6 +81,7 @@ def make_vec_env(cfg: RunConfig, *, batched: bool | None = None) -> VecEnv:
             batched_venv = SB3VectorEnv(vec)
             batched_venv.seed(cfg.seed)
             return batched_venv
-    venv = DummyVecEnv([_make_env_fn(cfg.env_id, cfg.env_kwargs, cfg.seed + i, wrap) for i in range(cfg.n_envs)])
+    make_env = single_env_factory(cfg)
+    venv = DummyVecEnv([_monitored(make_env, cfg.seed + i) for i in range(cfg.n_envs)])
     venv.seed(cfg.seed)
     return venv
